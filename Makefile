@@ -1,0 +1,48 @@
+# Kaiten: make help lists the targets.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/kaiten-edge/kaiten/gateway/app.Version=$(VERSION)
+RUN_ARGS ?=
+TEST_TIMEOUT ?= 28m
+export PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
+
+.PHONY: help build run test test-deps test-unit test-long bench bench-peers lint cross clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build the host binary at bin/kaiten
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kaiten ./gateway/cmd/kaiten
+
+run: build ## run the gateway with the embedded demo (broker, simulator, local store and delivery)
+	./bin/kaiten run $(RUN_ARGS)
+
+test-deps: ## install what the tests need (Debian packages, Go tools), only where missing
+	./scripts/test-deps.sh
+
+test: test-deps lint ## install test dependencies, then run every test with the race detector
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-unit: ## the tests without installing anything (fast loop)
+	$(GO) test -count=1 ./...
+
+test-long: test-deps ## long soaks and fault loops (minutes each; see README "Reliability")
+	KAITEN_LONG=1 $(GO) test -count=1 -timeout 120m ./...
+
+lint: ## gofmt, go vet, go mod tidy check, and the ARM cross builds
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(MAKE) --no-print-directory cross
+
+cross: ## CGO_ENABLED=0 builds for linux/arm64 and linux/arm (GOARM=7)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./...
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -o /dev/null ./...
+
+bench: ## side-by-side benchmarks: prints BENCH and RATIO lines
+	@set -o pipefail; KAITEN_BENCH=1 $(GO) test -run 'TestBenchReport' -count=1 -timeout 60m -v ./... 2>&1 \
+	  | grep -E '^(BENCH|RATIO|FAIL|---)' || true
+
+clean: ## remove build output and the demo data
+	rm -rf bin kaiten-data

@@ -1,0 +1,92 @@
+// Package app is the daemon's frame: it loads the YAML config, opens the
+// stream store, serves HTTP (/healthz, /metrics, /api/status) and starts
+// every registered component in order, then stops them in reverse order on
+// SIGINT or SIGTERM.
+//
+// A component (MQTT ingest, the Kinesis API, a delivery stream, the
+// dashboard, ...) registers itself from a wire_*.go file in the main package
+// with Register. It owns one top-level config section, may add command-line
+// flags, and gets an Env when it starts. Components never import each
+// other; what one needs to show another goes through Env.Status.
+package app
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kaiten-edge/kaiten/gateway/status"
+	"github.com/kaiten-edge/kaiten/gateway/stream"
+)
+
+// Env is what a starting component gets. Everything in it is shared:
+// register HTTP handlers on Mux under your own path prefix and metrics on
+// Metrics with your own name prefix.
+type Env struct {
+	Store   *stream.Store
+	Mux     *http.ServeMux
+	Metrics *prometheus.Registry
+	Logger  *slog.Logger
+	Status  *status.Board
+	// DataDir is the gateway's data directory; the store lives in DataDir/store.
+	DataDir string
+	// HTTPAddr is the address the HTTP server actually listens on
+	// (host:port, with the real port when the flag asked for port 0).
+	HTTPAddr string
+	// StoreID is the store's identity from the config (default "demo-store").
+	StoreID string
+}
+
+// StopFunc stops a component; it should finish in-flight work before ctx ends.
+type StopFunc func(ctx context.Context) error
+
+// Component is one part of the daemon.
+type Component struct {
+	// Name is the component's top-level config section (e.g. "mqtt").
+	Name string
+	// Order sorts start-up: lower starts first and stops last. Sources that
+	// write into streams should start after the streams exist (Order > 0).
+	Order int
+	// Flags, if set, adds command-line flags. It runs before the config is
+	// read; flag values should override config values in Decode or Start.
+	Flags func(fs *flag.FlagSet)
+	// Decode reads the component's section; node is nil when the section is
+	// absent (use defaults). Decode must validate and return errors that
+	// name the key, e.g. `mqtt.routes[0].topic: must not be empty`.
+	Decode func(node *yaml.Node) error
+	// Start starts the component. It must not block; long-running work goes
+	// into goroutines that end when ctx ends or stop is called.
+	Start func(ctx context.Context, env *Env) (StopFunc, error)
+}
+
+var (
+	regMu      sync.Mutex
+	components []Component
+)
+
+// Register adds a component. It is meant to be called from init functions
+// in the main package; it panics on a duplicate name.
+func Register(c Component) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	for _, o := range components {
+		if o.Name == c.Name {
+			panic("app: component registered twice: " + c.Name)
+		}
+	}
+	components = append(components, c)
+}
+
+func registered() []Component {
+	regMu.Lock()
+	defer regMu.Unlock()
+	out := append([]Component(nil), components...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Order < out[j].Order })
+	return out
+}

@@ -1,0 +1,62 @@
+// Package status is a board where components publish their live state
+// (source connected, delivery backlog, query lag) for the dashboard and the
+// status endpoint. It holds functions, not values, so a snapshot is always
+// current and publishing costs nothing on hot paths.
+package status
+
+import (
+	"sort"
+	"sync"
+)
+
+// Board maps component names to functions that report their state. The zero
+// value is ready to use; all methods are safe for concurrent use.
+type Board struct {
+	mu sync.RWMutex
+	m  map[string]func() any
+}
+
+// Set publishes fn under name, replacing any earlier one. fn must be safe to
+// call from any goroutine and must not block; its result is encoded as JSON.
+func (b *Board) Set(name string, fn func() any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = make(map[string]func() any)
+	}
+	b.m[name] = fn
+}
+
+// Remove unpublishes name.
+func (b *Board) Remove(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.m, name)
+}
+
+// Names lists the published names in order.
+func (b *Board) Names() []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	names := make([]string, 0, len(b.m))
+	for n := range b.m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Snapshot calls every published function and returns the results by name.
+func (b *Board) Snapshot() map[string]any {
+	b.mu.RLock()
+	fns := make(map[string]func() any, len(b.m))
+	for n, fn := range b.m {
+		fns[n] = fn
+	}
+	b.mu.RUnlock()
+	out := make(map[string]any, len(fns))
+	for n, fn := range fns {
+		out[n] = fn()
+	}
+	return out
+}
