@@ -13,6 +13,7 @@ package app
 import (
 	"context"
 	"flag"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -89,4 +90,32 @@ func registered() []Component {
 	out := append([]Component(nil), components...)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Order < out[j].Order })
 	return out
+}
+
+// Command is an extra `kaiten NAME ...` subcommand (e.g. firstboot). run
+// gets the arguments after NAME and returns the exit code.
+type Command struct {
+	Name  string
+	Usage string // one line, shown in kaiten's usage
+	Run   func(args []string, stdout, stderr io.Writer) int
+}
+
+var commands []Command
+
+// RegisterCommand adds a subcommand; call it from an init function.
+func RegisterCommand(c Command) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	commands = append(commands, c)
+}
+
+func lookupCommand(name string) (Command, bool) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	for _, c := range commands {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Command{}, false
 }

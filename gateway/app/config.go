@@ -88,8 +88,10 @@ func (s StreamSpec) StreamConfig() stream.StreamConfig {
 // DefaultStreams are created when the config has no streams section: what
 // the embedded demo (simulator, MQTT routes, analytics) writes to.
 var DefaultStreams = []StreamSpec{
-	{Name: "plates", Shards: 4},
-	{Name: "deadletter", Shards: 1},
+	{Name: "plates", Shards: 4},      // plate events from MQTT sensors and the simulator
+	{Name: "gpio", Shards: 1},        // events from GPIO lines wired to the board
+	{Name: "deadletter", Shards: 1},  // ingest input that could not be stored as asked, with the reason
+	{Name: "plate-stats", Shards: 1}, // results of the demo's continuous query
 }
 
 // Defaults returns the config used when no file is given.

@@ -41,6 +41,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "run", "check-config":
 	default:
+		if c, ok := lookupCommand(args[0]); ok {
+			return c.Run(args[1:], stdout, stderr)
+		}
 		fmt.Fprintf(stderr, "kaiten: unknown command %q (want run, check-config or version)\n", args[0])
 		return 2
 	}
