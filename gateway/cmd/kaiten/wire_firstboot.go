@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/kaiten-edge/kaiten/firmware/firstboot"
@@ -19,7 +20,7 @@ import (
 func init() {
 	app.RegisterCommand(app.Command{
 		Name:  "firstboot",
-		Usage: "kaiten firstboot [--boot-dir /boot/firmware] [--config /etc/kaiten/kaiten.yaml] [--group kaiten]",
+		Usage: "kaiten firstboot [--boot-dir DIR] [--config /etc/kaiten/kaiten.yaml] [--group kaiten]",
 		Run:   runFirstboot,
 	})
 }
@@ -28,7 +29,7 @@ func runFirstboot(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kaiten firstboot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := firstboot.Options{}
-	fs.StringVar(&o.BootDir, "boot-dir", firstboot.DefaultBootDir, "where the boot partition is mounted (older Raspberry Pi OS: /boot)")
+	fs.StringVar(&o.BootDir, "boot-dir", "", "where the boot partition is mounted (default /boot/firmware, or /boot where that does not exist: Raspberry Pi OS before Bookworm)")
 	fs.StringVar(&o.Name, "name", firstboot.DefaultName, "the config's file name on the boot partition")
 	fs.StringVar(&o.Config, "config", firstboot.DefaultConfig, "where to install the config")
 	fs.StringVar(&o.Group, "group", "", "group to own the installed config (the service's group, e.g. kaiten)")
@@ -38,6 +39,12 @@ func runFirstboot(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "kaiten firstboot: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if o.BootDir == "" {
+		o.BootDir = firstboot.DefaultBootDir
+		if _, err := os.Stat(o.BootDir); err != nil {
+			o.BootDir = "/boot"
+		}
 	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, nil)).With("command", "firstboot")
 	o.Validate = func(path string) error {
