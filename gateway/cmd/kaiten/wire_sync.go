@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"sync"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kaiten-edge/kaiten/gateway/app"
+	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
+	syncconfig "github.com/kaiten-edge/kaiten/sync/config"
+	"github.com/kaiten-edge/kaiten/sync/delivery"
+)
+
+// The "sync" section: a list of Firehose-style delivery streams (see
+// sync/sample.yaml). Absent, it is one delivery stream, plates-archive,
+// from the plates stream to <data dir>/delivered/ every 30 s.
+var (
+	syncSection = syncconfig.Default()
+	syncOff     bool
+)
+
+func init() {
+	app.Register(app.Component{
+		Name:  "sync",
+		Order: 60,
+		Flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&syncOff, "no-sync", false, "start no delivery stream (overrides the sync section)")
+		},
+		Decode: func(node *yaml.Node) error {
+			if node == nil {
+				return nil
+			}
+			var s syncconfig.Section
+			if err := gconfig.Decode("sync", node, &s); err != nil {
+				return err
+			}
+			if err := s.Validate(); err != nil {
+				return err
+			}
+			syncSection = s
+			return nil
+		},
+		Start: startSync,
+	})
+}
+
+func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
+	if syncOff || len(syncSection) == 0 {
+		return nil, nil
+	}
+	metrics, err := delivery.NewMetrics(env.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("sync: metrics: %w", err)
+	}
+	var streams []*delivery.DeliveryStream
+	for i, d := range syncSection {
+		cfg, err := d.Build(env.DataDir, &delivery.Config{Logger: env.Logger.With("component", "sync"), Metrics: metrics})
+		if err != nil {
+			return nil, fmt.Errorf("sync[%d]: %w", i, err)
+		}
+		ds, err := delivery.New(env.Store, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("sync[%d]: %w", i, err)
+		}
+		streams = append(streams, ds)
+	}
+	env.Status.Set("sync", func() any {
+		out := make([]delivery.Status, len(streams))
+		for i, ds := range streams {
+			out[i] = ds.Status()
+		}
+		return out
+	})
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, ds := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ds.Run(rctx); err != nil {
+				env.Logger.Error("delivery stream stopped", "delivery_stream", ds.Name(), "err", err)
+			}
+		}()
+		env.Logger.Info("delivery stream started", "delivery_stream", ds.Name(), "stream", ds.Status().Stream, "destination", ds.Status().Destination)
+	}
+	return func(sctx context.Context) error {
+		cancel()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-sctx.Done():
+			return errors.New("sync: delivery streams did not stop in time")
+		}
+	}, nil
+}

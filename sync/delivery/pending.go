@@ -1,0 +1,73 @@
+package delivery
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// intent is the batch a shard is delivering, written (and synced) before
+// the first attempt. After a crash between the destination's acknowledgement
+// and the checkpoint, the restarted delivery stream rebuilds exactly this
+// batch, so it gets the same identity and overwrites instead of duplicating.
+type intent struct {
+	First string `json:"first"`
+	Last  string `json:"last"`
+}
+
+func (d *DeliveryStream) intentPath(shardID string) string {
+	return filepath.Join(d.cfg.StateDir, shardID+".intent")
+}
+
+func (d *DeliveryStream) saveIntent(shardID string, in intent) error {
+	if d.cfg.StateDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(d.cfg.StateDir, 0o750); err != nil {
+		return fmt.Errorf("intent: %w", err)
+	}
+	raw, _ := json.Marshal(in)
+	path := d.intentPath(shardID)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("intent: %w", err)
+	}
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return fmt.Errorf("intent: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("intent: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("intent: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("intent: %w", err)
+	}
+	return nil
+}
+
+func (d *DeliveryStream) loadIntent(shardID string) *intent {
+	if d.cfg.StateDir == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(d.intentPath(shardID))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			d.log.Warn("reading delivery intent", "shard", shardID, "err", err)
+		}
+		return nil
+	}
+	var in intent
+	if err := json.Unmarshal(raw, &in); err != nil || in.First == "" || in.Last == "" {
+		d.log.Warn("ignoring a damaged delivery intent", "shard", shardID)
+		return nil
+	}
+	return &in
+}

@@ -1,0 +1,86 @@
+// Package localsink is the default destination: a directory on the
+// gateway's own disk, laid out exactly like the S3 keys
+// (prefix/YYYY/MM/DD/HH/name-version-time-id.gz), so a new user sees what an
+// S3 bucket would hold and can copy the tree to one as it is.
+package localsink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kaiten-edge/kaiten/sync/sink"
+)
+
+// Sink writes each batch as one file under Dir. A file appears whole or
+// not at all (written to a temporary name, synced, renamed), and a retried
+// batch replaces its own file. Safe for concurrent use.
+type Sink struct {
+	// Dir is the root directory. Required.
+	Dir string
+	// Prefix is the key prefix, with Firehose's !{timestamp:…} expressions.
+	Prefix string
+	// ErrorPrefix is the error output's prefix; default
+	// "<error-output-type>/" ("processing-failed/" or "delivery-failed/").
+	ErrorPrefix string
+	// Now is the clock for attemptEndingTimestamp. Default time.Now.
+	Now func() time.Time
+}
+
+// Kind implements sink.Sink.
+func (s *Sink) Kind() string { return "local" }
+
+// WantsBody implements sink.BodySink.
+func (s *Sink) WantsBody() bool { return true }
+
+// Deliver implements sink.Sink.
+func (s *Sink) Deliver(ctx context.Context, b *sink.Batch) error {
+	return s.write(sink.ObjectKey(s.Prefix, b), b.Body)
+}
+
+// DeliverErrors implements sink.ErrorSink.
+func (s *Sink) DeliverErrors(ctx context.Context, b *sink.ErrorBatch) error {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	return s.write(sink.ErrorObjectKey(s.ErrorPrefix, b), sink.EncodeErrors(b, now().UnixMilli()))
+}
+
+func (s *Sink) write(key string, body []byte) error {
+	if s.Dir == "" {
+		return sink.Permanent(errors.New("localsink: no directory configured"))
+	}
+	rel := filepath.FromSlash(key)
+	if filepath.IsAbs(rel) || strings.HasPrefix(filepath.Clean(rel), "..") {
+		return sink.Permanent(fmt.Errorf("localsink: key %q leaves the directory", key))
+	}
+	path := filepath.Join(s.Dir, rel)
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return fmt.Errorf("localsink: %w", err)
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("localsink: %w", err)
+	}
+	_, err = f.Write(body)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("localsink: %w", err)
+	}
+	return nil
+}
