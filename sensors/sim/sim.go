@@ -1,0 +1,232 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kaiten-edge/kaiten/gateway/config"
+)
+
+// Defaults for zero config values.
+const (
+	DefaultLanes     = 6
+	DefaultRate      = 0.5 // plates placed per second per lane at peak
+	DefaultFaults    = 0.01
+	DefaultHeartbeat = 10 * time.Second
+	DefaultTick      = 100 * time.Millisecond
+)
+
+// Config is the sim section.
+type Config struct {
+	// Enabled: default on with the embedded broker (the demo) and off with
+	// an external broker, so a production config never gets fake plates
+	// unless it asks. --no-sim turns it off.
+	Enabled *bool `yaml:"enabled"`
+	// Broker is the MQTT broker URL to publish to. Default the gateway's
+	// own broker (the embedded one, or mqtt.broker).
+	Broker string `yaml:"broker"`
+	// Username and Password for the broker; default none.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// Store is the store id in topics and payloads. Default store_id.
+	Store string `yaml:"store"`
+	// Lanes is the number of conveyor lanes. Default 6.
+	Lanes int `yaml:"lanes"`
+	// Rate is plates placed per second per lane at peak hours (lunch,
+	// dinner); other hours get a share of it. Default 0.5, which gives
+	// 2-3 messages per second per lane at peak.
+	Rate float64 `yaml:"rate"`
+	// Faults is the chance per sensor per heartbeat of a 30-120 s fault.
+	// Default 0.01; negative turns faults off.
+	Faults float64 `yaml:"faults"`
+	// Heartbeat is the sensor status interval. Default 10s.
+	Heartbeat config.Duration `yaml:"heartbeat"`
+	// Seed makes runs repeatable; 0 picks one from the clock.
+	Seed uint64 `yaml:"seed"`
+}
+
+// Normalize fills defaults and validates; errors name the key.
+func (c *Config) Normalize(storeID string) error {
+	var errs []error
+	if c.Store == "" {
+		c.Store = storeID
+	}
+	if c.Lanes < 0 || c.Lanes > 64 {
+		errs = append(errs, config.Errorf("sim.lanes", "%d: want 1 to 64", c.Lanes))
+	} else if c.Lanes == 0 {
+		c.Lanes = DefaultLanes
+	}
+	if c.Rate < 0 || c.Rate > 1000 {
+		errs = append(errs, config.Errorf("sim.rate", "%g: want 0 to 1000 plates per second per lane", c.Rate))
+	} else if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Faults > 1 {
+		errs = append(errs, config.Errorf("sim.faults", "%g: want a probability up to 1", c.Faults))
+	} else if c.Faults == 0 {
+		c.Faults = DefaultFaults
+	} else if c.Faults < 0 {
+		c.Faults = 0
+	}
+	if c.Heartbeat.Duration == 0 {
+		c.Heartbeat.Duration = DefaultHeartbeat
+	}
+	return errors.Join(errs...)
+}
+
+// Status is the "sim" entry of the status board.
+type Status struct {
+	Broker    string `json:"broker"`
+	Store     string `json:"store"`
+	Lanes     int    `json:"lanes"`
+	Connected int    `json:"connected_lanes"`
+	Published int64  `json:"published"`
+	Failed    int64  `json:"failed"`
+}
+
+// Sim is a running simulator.
+type Sim struct {
+	cfg       Config
+	clients   []paho.Client
+	published atomic.Int64
+	failed    atomic.Int64
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	pubs      prometheus.Counter
+}
+
+// Start connects one MQTT client per lane (as a lane's sensor node would)
+// to broker and publishes in real time until Stop. cfg must be normalized.
+// now is the clock (nil: time.Now); reg, if set, gets kaiten_sim_published_total.
+func Start(cfg Config, broker string, now func() time.Time, reg prometheus.Registerer, log *slog.Logger) (*Sim, error) {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Broker != "" {
+		broker = cfg.Broker
+	}
+	if broker == "" {
+		return nil, errors.New("sim: no broker to publish to")
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	s := &Sim{cfg: cfg, pubs: prometheus.NewCounter(prometheus.CounterOpts{Name: "kaiten_sim_published_total",
+		Help: "MQTT messages the simulator published and the broker acknowledged."})}
+	if reg != nil {
+		if err := reg.Register(s.pubs); err != nil {
+			return nil, fmt.Errorf("sim: metrics: %w", err)
+		}
+	}
+	belt := NewBelt(cfg.Store, cfg.Lanes, cfg.Rate, cfg.Faults, cfg.Heartbeat.Duration, seed)
+	s.cfg.Broker = broker
+	for _, ln := range belt.Lanes() {
+		o := paho.NewClientOptions().AddBroker(broker).
+			SetClientID(fmt.Sprintf("kaiten-sim-%s-lane%s", cfg.Store, ln)).
+			SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
+			SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
+			SetKeepAlive(30 * time.Second)
+		if cfg.Username != "" {
+			o.SetUsername(cfg.Username).SetPassword(cfg.Password)
+		}
+		c := paho.NewClient(o)
+		c.Connect()
+		s.clients = append(s.clients, c)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	queues := make([]chan []Message, len(s.clients))
+	for i := range s.clients {
+		queues[i] = make(chan []Message, 64)
+		s.wg.Add(1)
+		go s.publishLoop(ctx, s.clients[i], queues[i], log)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(DefaultTick)
+		defer t.Stop()
+		last := now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n := now()
+			msgs := belt.Step(n, n.Sub(last))
+			last = n
+			for i, m := range msgs {
+				if len(m) == 0 {
+					continue
+				}
+				select {
+				case queues[i] <- m:
+				default: // the broker is slower than the belt: drop, as a sensor node would
+					s.failed.Add(int64(len(m)))
+				}
+			}
+		}
+	}()
+	log.Info("sim: conveyor-belt store publishing", "broker", broker, "store", cfg.Store, "lanes", cfg.Lanes, "rate", cfg.Rate)
+	return s, nil
+}
+
+func (s *Sim) publishLoop(ctx context.Context, c paho.Client, q chan []Message, log *slog.Logger) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msgs := <-q:
+			for _, m := range msgs {
+				tok := c.Publish(m.Topic, 1, false, m.Payload)
+				select {
+				case <-tok.Done():
+				case <-ctx.Done():
+					return
+				}
+				if err := tok.Error(); err != nil {
+					s.failed.Add(1)
+					log.Debug("sim: publish failed", "topic", m.Topic, "err", err)
+					continue
+				}
+				s.published.Add(1)
+				s.pubs.Inc()
+			}
+		}
+	}
+}
+
+// Status reports what the simulator has done.
+func (s *Sim) Status() Status {
+	st := Status{Broker: s.cfg.Broker, Store: s.cfg.Store, Lanes: s.cfg.Lanes,
+		Published: s.published.Load(), Failed: s.failed.Load()}
+	for _, c := range s.clients {
+		if c.IsConnectionOpen() {
+			st.Connected++
+		}
+	}
+	return st
+}
+
+// Stop ends publishing and disconnects.
+func (s *Sim) Stop() {
+	s.cancel()
+	s.wg.Wait()
+	for _, c := range s.clients {
+		c.Disconnect(100)
+	}
+}
