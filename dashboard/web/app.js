@@ -1,0 +1,402 @@
+// Kaiten dashboard page. One websocket carries the views the page shows:
+// topics "store" and "gateway" (pushed every second) and "tail/<stream>".
+// It reconnects by itself with backoff and shows the last data it had
+// meanwhile. No network access beyond the gateway is needed.
+(function () {
+  "use strict";
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, attrs, ...kids) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v;
+      else if (k === "style") e.style.cssText = v;
+      else e.setAttribute(k, v);
+    }
+    for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(k == null ? "" : String(k)));
+    return e;
+  };
+
+  // ---- token ----
+  const params = new URLSearchParams(location.search);
+  if (params.has("token")) {
+    localStorage.setItem("kaitenToken", params.get("token"));
+    history.replaceState(null, "", location.pathname + location.hash);
+  }
+  const token = () => localStorage.getItem("kaitenToken") || "";
+  const authHeaders = () => (token() ? { Authorization: "Bearer " + token() } : {});
+  async function api(path) {
+    const r = await fetch(path, { headers: authHeaders(), cache: "no-store" });
+    if (r.status === 401) { showLogin(); throw new Error("unauthorized"); }
+    if (!r.ok) throw new Error(path + ": " + r.status);
+    return r.status === 204 ? null : r.json();
+  }
+  function showLogin(msg) {
+    $("login").hidden = false;
+    $("login-err").textContent = msg || "";
+    $("login-token").focus();
+  }
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    localStorage.setItem("kaitenToken", $("login-token").value.trim());
+    try { await api("/api/dashboard/auth"); $("login").hidden = true; reconnectNow(); }
+    catch (e) { showLogin("That token was not accepted."); }
+  });
+
+  // ---- formatting ----
+  const nf = new Intl.NumberFormat();
+  const num = (n) => (n == null ? "–" : nf.format(n));
+  const rate = (n) => (n == null ? "–" : n >= 100 ? nf.format(Math.round(n)) : n.toFixed(1));
+  function bytes(n) {
+    if (!n) return "0 B";
+    const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(n < 10 ? 1 : 0) : n) + " " + u[i];
+  }
+  function dur(s) {
+    if (s == null || s < 0) return "–";
+    if (s < 1) return "now";
+    if (s < 90) return Math.round(s) + " s";
+    if (s < 5400) return Math.round(s / 60) + " min";
+    if (s < 172800) return (s / 3600).toFixed(s < 36000 ? 1 : 0) + " h";
+    return Math.round(s / 86400) + " d";
+  }
+  const age = (t) => (t ? dur((Date.now() - Date.parse(t)) / 1000) : "–");
+  const clock = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
+
+  const typeColors = {
+    salmon: "#fa8072", tuna: "#d62839", ebi: "#ff9f1c", tamago: "#ffd23f", unagi: "#a0522d",
+    inari: "#c8a165", "kappa-maki": "#3bb273", ikura: "#ff5e3a",
+  };
+  const palette = ["#4aa3ff", "#b37feb", "#36cfc9", "#f759ab", "#95de64", "#ffc069", "#5cdbd3", "#ff85c0"];
+  const colorCache = {};
+  function colorOf(name) {
+    if (typeColors[name]) return typeColors[name];
+    if (!colorCache[name]) colorCache[name] = palette[Object.keys(colorCache).length % palette.length];
+    return colorCache[name];
+  }
+
+  // ---- charts (uPlot) ----
+  function makeChart(host, names, data, opts) {
+    const w = Math.max(host.clientWidth, 280);
+    const o = {
+      width: w, height: opts.height || 280,
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: "#8a99a8", grid: { stroke: "#2a3441" }, ticks: { stroke: "#2a3441" } },
+        { stroke: "#8a99a8", grid: { stroke: "#2a3441" }, ticks: { stroke: "#2a3441" }, size: 50 },
+      ],
+      series: [{}].concat(names.map((n) => ({
+        label: n, stroke: colorOf(n), width: 2, points: { show: false },
+        fill: opts.fill ? colorOf(n) + "22" : undefined,
+      }))),
+      legend: { live: false },
+      cursor: { drag: { x: false, y: false } },
+    };
+    host.textContent = "";
+    return new uPlot(o, data, host);
+  }
+  class Chart {
+    constructor(host, opts) { this.host = host; this.opts = opts || {}; this.u = null; this.key = ""; }
+    set(names, data) {
+      const key = names.join("\u0000");
+      if (!this.u || key !== this.key) {
+        if (this.u) this.u.destroy();
+        this.u = makeChart(this.host, names, data, this.opts);
+        this.key = key;
+      } else {
+        this.u.setData(data);
+      }
+    }
+    resize() { if (this.u) this.u.setSize({ width: Math.max(this.host.clientWidth, 280), height: this.opts.height || 280 }); }
+  }
+  const passesChart = new Chart($("chart-passes"), { fill: false });
+  const rateChart = new Chart($("chart-rate"), { height: 220, fill: true });
+  window.addEventListener("resize", () => { passesChart.resize(); rateChart.resize(); });
+
+  // ---- store view ----
+  let lastStore = null;
+  function renderStore(v) {
+    lastStore = v;
+    $("kpi-placed").textContent = num(v.placed);
+    $("kpi-taken").textContent = num(v.taken);
+    $("kpi-passed").textContent = num(v.passed);
+    $("kpi-onbelt").textContent = num(v.on_belt);
+    $("kpi-ratio").textContent = v.placed ? Math.round((100 * v.taken) / v.placed) + "%" : "–";
+
+    const mn = $("make-next");
+    mn.textContent = "";
+    for (const t of v.make_next.slice(0, 8)) {
+      mn.append(el("li", { "data-type": t.plate_type },
+        el("span", { class: "dot", style: "background:" + colorOf(t.plate_type) }),
+        el("span", {}, t.plate_type, el("small", {}, rate(t.take_per_min) + " taken/min · " + t.on_belt + " on belt")),
+        el("span", { class: "need" }, "×" + t.need)));
+    }
+    $("make-next-hint").textContent = v.make_next.length
+      ? "Enough for " + dur(v.cover_s) + " at the take rate of the last " + dur(v.rate_window_s) + "."
+      : (v.types.length ? "The belt is stocked for the next " + dur(v.cover_s) + "." : "Waiting for plates…");
+
+    const names = v.types.map((t) => t.plate_type).filter((n) => v.passed_per_minute[n]);
+    const data = [v.minutes].concat(names.map((n) => v.passed_per_minute[n]));
+    if (currentView === "store") passesChart.set(names, data);
+
+    const lanes = $("lanes");
+    lanes.textContent = "";
+    for (const l of v.lanes) {
+      lanes.append(el("div", { class: "lane" + (l.silent ? " silent" : ""), "data-lane": l.lane },
+        el("h3", {}, "Lane " + l.lane),
+        el("div", { class: "big" }, rate(l.passed_per_min), el("small", { class: "hint" }, " passing/min")),
+        el("div", { class: "row" }, el("span", {}, "on belt"), el("b", {}, num(l.on_belt))),
+        el("div", { class: "row" }, el("span", {}, "taken / placed"), el("b", {}, num(l.taken) + " / " + num(l.placed))),
+        el("div", { class: "row" }, el("span", {}, "sensors"),
+          el("b", { class: l.silent ? "bad" : "" }, l.silent ? l.silent + " of " + l.sensors + " silent" : l.sensors + " ok"))));
+    }
+    if (!v.lanes.length) lanes.append(el("p", { class: "hint" }, "No lane has reported yet."));
+
+    const tb = $("types-table").tBodies[0];
+    tb.textContent = "";
+    for (const t of v.types) {
+      tb.append(el("tr", { "data-type": t.plate_type },
+        el("td", {}, el("span", { class: "dot", style: "background:" + colorOf(t.plate_type) }), " " + t.plate_type),
+        el("td", { class: "num" }, num(t.placed)), el("td", { class: "num" }, num(t.taken)),
+        el("td", { class: "num" }, num(t.passed)), el("td", { class: "num" }, num(t.on_belt)),
+        el("td", { class: "num" }, rate(t.take_per_min))));
+    }
+
+    const ss = $("sensors");
+    ss.textContent = "";
+    for (const s of v.sensors) {
+      const cls = s.silent ? "chip bad" : s.ok ? "chip" : "chip warn";
+      const what = s.silent ? "silent " + dur(s.age_s) : s.ok ? "ok" : "fault";
+      ss.append(el("span", { class: cls, title: "lane " + s.lane + ", last heard " + dur(s.age_s) + " ago" }, s.sensor + " · " + what));
+    }
+    $("sensors-summary").textContent = v.sensors.length
+      ? "(" + v.silent_sensors.length + " silent of " + v.sensors.length + ")" : "";
+  }
+
+  // ---- gateway view ----
+  const rateHist = { t: [], byStream: {} };
+  const RATE_POINTS = 300;
+  function renderGateway(v) {
+    $("kpi-rate").textContent = rate(v.per_sec);
+    const cap = v.max_bytes || 0;
+    $("kpi-storage").textContent = bytes(v.bytes) + (cap ? " of " + bytes(cap) : " (no cap)");
+    const pct = cap ? Math.min(100, (100 * v.bytes) / cap) : 0;
+    const bar = $("kpi-storage-bar");
+    bar.style.width = pct + "%";
+    bar.className = pct > 90 ? "bad" : pct > 70 ? "warn" : "";
+    $("kpi-disk").textContent = bytes(v.disk_bytes);
+    $("kpi-dead").textContent = num(v.deadletters.total);
+    $("kpi-clients").textContent = num(v.dashboard.clients);
+
+    // rate history, kept in the page
+    const t = Date.parse(v.now) / 1000;
+    rateHist.t.push(t);
+    const names = v.streams.map((s) => s.name);
+    for (const s of v.streams) {
+      if (!rateHist.byStream[s.name]) rateHist.byStream[s.name] = new Array(rateHist.t.length - 1).fill(null);
+    }
+    for (const n of Object.keys(rateHist.byStream)) {
+      const s = v.streams.find((x) => x.name === n);
+      rateHist.byStream[n].push(s ? s.per_sec : null);
+    }
+    if (rateHist.t.length > RATE_POINTS) {
+      rateHist.t.shift();
+      for (const n of Object.keys(rateHist.byStream)) rateHist.byStream[n].shift();
+    }
+    if (currentView === "gateway") rateChart.set(names, [rateHist.t.slice()].concat(names.map((n) => rateHist.byStream[n].slice())));
+
+    const tb = $("streams-table").tBodies[0];
+    tb.textContent = "";
+    for (const s of v.streams) {
+      const newest = Math.min(...s.shards.filter((x) => x.age_s >= 0).map((x) => x.age_s));
+      const shards = el("div", { class: "chips" });
+      for (const sh of s.shards) {
+        shards.append(el("span", { class: sh.open ? "chip dim" : "chip dim", title: sh.shard_id + (sh.open ? "" : " (closed)") + ": " + num(sh.incoming) + " since start" },
+          sh.shard_id.replace(/^shardId-0*/, "#") + " " + rate(sh.per_sec)));
+      }
+      const capCell = s.max_bytes ? bytes(s.max_bytes) + " (" + Math.round((100 * s.bytes) / s.max_bytes) + "%)" : "–";
+      tb.append(el("tr", { "data-stream": s.name },
+        el("td", {}, s.name), el("td", { class: "num" }, rate(s.per_sec)), el("td", {}, shards),
+        el("td", { class: "num" }, bytes(s.bytes) + " · " + num(s.records) + " rec"), el("td", { class: "num" }, capCell),
+        el("td", { class: "num" }, dur(s.retention_s)), el("td", { class: "num" }, isFinite(newest) ? dur(newest) + " ago" : "empty"),
+        el("td", { class: "num" }, num(s.evicted))));
+    }
+
+    const comps = $("components");
+    comps.textContent = "";
+    for (const name of Object.keys(v.components).sort()) {
+      comps.append(el("div", { class: "card", "data-component": name }, el("h2", {}, name.toUpperCase()), renderValue(v.components[name], 0)));
+    }
+
+    const dl = v.deadletters;
+    $("dead-summary").textContent = Object.keys(dl.last_hour).length
+      ? "(last hour: " + Object.entries(dl.last_hour).map(([k, n]) => k + " " + n).join(", ") + ")" : "(none in the last hour)";
+    const db = $("dead-table").tBodies[0];
+    db.textContent = "";
+    for (const d of dl.recent) {
+      db.append(el("tr", {}, el("td", {}, clock(d.arrival)), el("td", {}, d.source), el("td", {}, d.topic || ""), el("td", {}, d.reason)));
+    }
+  }
+
+  // renderValue shows whatever a component published on the status board:
+  // objects as key/value tables, lists of objects as tables, booleans
+  // named like health as badges.
+  const healthy = /^(ok|online|connected|healthy|running|up|active)$/i;
+  const unhealthy = /^(offline|error|failed|disconnected|down|stopped)$/i;
+  function prettyKey(k) { return String(k).replace(/_/g, " "); }
+  function renderScalar(k, v) {
+    if (v == null) return el("span", { class: "hint" }, "–");
+    if (typeof v === "boolean") {
+      const good = /error|fail|offline|throttl|full|stale|down/i.test(k) ? !v : v;
+      const word = healthy.test(k) ? (v ? k : "not " + k) : v ? "yes" : "no";
+      return el("span", { class: good ? "chip" : "chip bad" }, word);
+    }
+    if (typeof v === "number") {
+      if (/bytes$/i.test(k)) return bytes(v);
+      if (/(_s|_sec|_seconds|age|freshness)$/i.test(k)) return dur(v);
+      if (/_ms$/i.test(k)) return dur(v / 1000);
+      return Number.isInteger(v) ? num(v) : rate(v);
+    }
+    if (typeof v === "string") {
+      if (healthy.test(v)) return el("span", { class: "chip" }, v);
+      if (unhealthy.test(v)) return el("span", { class: "chip bad" }, v);
+      if (/^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v) && !isNaN(Date.parse(v))) {
+        return Date.parse(v) > 0 ? age(v) + " ago" : "never";
+      }
+      return v.length > 200 ? v.slice(0, 200) + "…" : v;
+    }
+    return String(v);
+  }
+  function renderValue(v, depth, key) {
+    if (v === null || typeof v !== "object") return renderScalar(key || "", v);
+    if (depth > 3) return el("code", {}, JSON.stringify(v).slice(0, 200));
+    if (Array.isArray(v)) {
+      if (!v.length) return el("span", { class: "hint" }, "none");
+      if (v.every((x) => x && typeof x === "object" && !Array.isArray(x))) {
+        const cols = [];
+        for (const row of v.slice(0, 50)) for (const c of Object.keys(row)) if (!cols.includes(c)) cols.push(c);
+        const t = el("table", { class: "tbl" }, el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, prettyKey(c))))));
+        const body = el("tbody");
+        for (const row of v.slice(0, 50)) body.append(el("tr", {}, ...cols.map((c) => el("td", {}, renderValue(row[c], depth + 1, c)))));
+        t.append(body);
+        return t;
+      }
+      return v.slice(0, 50).map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ");
+    }
+    const t = el("table", { class: "kv" });
+    for (const [k, x] of Object.entries(v)) t.append(el("tr", {}, el("th", {}, prettyKey(k)), el("td", {}, renderValue(x, depth + 1, k))));
+    return t;
+  }
+
+  // ---- tail view ----
+  let tailStream = localStorage.getItem("kaitenTail") || "";
+  let tailPaused = false;
+  let tailSeen = 0;
+  const TAIL_ROWS = 200;
+  async function loadStreams() {
+    const names = await api("/api/dashboard/streams");
+    const sel = $("tail-stream");
+    sel.textContent = "";
+    for (const n of names) sel.append(el("option", { value: n }, n));
+    if (!names.includes(tailStream)) tailStream = names.includes("plates") ? "plates" : names[0] || "";
+    sel.value = tailStream;
+  }
+  $("tail-stream").addEventListener("change", (e) => {
+    tailStream = e.target.value;
+    localStorage.setItem("kaitenTail", tailStream);
+    $("tail-table").tBodies[0].textContent = "";
+    tailSeen = 0;
+    subscribe();
+  });
+  $("tail-pause").addEventListener("click", () => {
+    tailPaused = !tailPaused;
+    $("tail-pause").textContent = tailPaused ? "Resume" : "Pause";
+  });
+  $("tail-clear").addEventListener("click", () => { $("tail-table").tBodies[0].textContent = ""; tailSeen = 0; });
+  function renderTail(stream, b) {
+    if (stream !== tailStream || tailPaused) return;
+    const tb = $("tail-table").tBodies[0];
+    for (const r of b.records) {
+      tailSeen++;
+      const tr = el("tr", { class: "new" },
+        el("td", {}, clock(r.arrival)), el("td", {}, r.shard_id.replace(/^shardId-0*/, "#")),
+        el("td", {}, r.key), el("td", { title: r.seq }, r.seq.slice(-12)),
+        el("td", { class: "data" }, (r.base64 ? "base64:" : "") + r.data + (r.size > 1024 ? " … (" + bytes(r.size) + ")" : "")));
+      tb.insertBefore(tr, tb.firstChild);
+    }
+    while (tb.rows.length > TAIL_ROWS) tb.deleteRow(tb.rows.length - 1);
+    $("tail-count").textContent = num(tailSeen) + " records shown" + (b.skipped ? " (" + num(b.skipped) + " more arrived too fast to show)" : "");
+  }
+
+  // ---- views and websocket ----
+  let currentView = "store";
+  function showView() {
+    currentView = (location.hash || "#store").slice(1);
+    if (!["store", "gateway", "tail"].includes(currentView)) currentView = "store";
+    for (const v of ["store", "gateway", "tail"]) $("view-" + v).hidden = v !== currentView;
+    for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === currentView);
+    document.body.dataset.view = currentView;
+    if (currentView === "tail") loadStreams().then(subscribe).catch(() => {});
+    else subscribe();
+    // charts are sized when visible
+    if (currentView === "store" && lastStore) renderStore(lastStore);
+    setTimeout(() => { passesChart.resize(); rateChart.resize(); }, 0);
+  }
+  window.addEventListener("hashchange", showView);
+
+  let ws = null, backoff = 500, retryTimer = null;
+  function topics() {
+    const t = ["store", "gateway"];
+    if (currentView === "tail" && tailStream) t.push("tail/" + tailStream);
+    return t;
+  }
+  function subscribe() {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ subscribe: topics() }));
+  }
+  function setConn(on, text) {
+    const c = $("conn");
+    c.className = "conn " + (on ? "on" : "off");
+    c.textContent = text;
+    document.body.dataset.live = on ? "1" : "0";
+  }
+  async function connect() {
+    retryTimer = null;
+    try { await api("/api/dashboard/auth"); } catch (e) {
+      if (e.message === "unauthorized") return; // the login form reconnects
+      return retry();
+    }
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    const q = "?topics=" + encodeURIComponent(topics().join(",")) + (token() ? "&token=" + encodeURIComponent(token()) : "");
+    const sock = new WebSocket(proto + "//" + location.host + "/ws" + q);
+    ws = sock;
+    sock.onopen = () => { backoff = 500; setConn(true, "live"); };
+    sock.onmessage = (ev) => {
+      let m;
+      try { m = JSON.parse(ev.data); } catch (e) { return; }
+      if (m.type === "store") renderStore(m.data);
+      else if (m.type === "gateway") renderGateway(m.data);
+      else if (m.type === "tail") renderTail(m.stream, m.data);
+    };
+    sock.onclose = () => { if (ws === sock) { ws = null; retry(); } };
+  }
+  function retry() {
+    setConn(false, "reconnecting…");
+    if (retryTimer) return;
+    retryTimer = setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 5000);
+  }
+  function reconnectNow() {
+    if (ws) { const s = ws; ws = null; s.close(); }
+    if (retryTimer) { clearTimeout(retryTimer); retryTimer = null; }
+    backoff = 500;
+    connect();
+  }
+  // A tablet that slept: reconnect at once when it wakes.
+  document.addEventListener("visibilitychange", () => { if (!document.hidden && !ws) reconnectNow(); });
+
+  setConn(false, "connecting…");
+  showView();
+  connect();
+})();
