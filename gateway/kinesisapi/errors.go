@@ -11,17 +11,20 @@ import (
 
 // AWS exception names, as they appear in the __type field.
 const (
-	ExResourceNotFound      = "ResourceNotFoundException"
-	ExResourceInUse         = "ResourceInUseException"
-	ExInvalidArgument       = "InvalidArgumentException"
-	ExLimitExceeded         = "LimitExceededException"
-	ExThroughputExceeded    = "ProvisionedThroughputExceededException"
-	ExExpiredIterator       = "ExpiredIteratorException"
-	ExExpiredNextToken      = "ExpiredNextTokenException"
-	ExValidation            = "ValidationException"
-	ExSerialization         = "SerializationException"
-	ExUnknownOperation      = "UnknownOperationException"
-	ExInternalFailure       = "InternalFailure"
+	ExResourceNotFound   = "ResourceNotFoundException"
+	ExResourceInUse      = "ResourceInUseException"
+	ExInvalidArgument    = "InvalidArgumentException"
+	ExLimitExceeded      = "LimitExceededException"
+	ExThroughputExceeded = "ProvisionedThroughputExceededException"
+	ExExpiredIterator    = "ExpiredIteratorException"
+	ExExpiredNextToken   = "ExpiredNextTokenException"
+	ExValidation         = "ValidationException"
+	ExSerialization      = "SerializationException"
+	ExUnknownOperation   = "UnknownOperationException"
+	ExInternalFailure    = "InternalFailureException"
+	// recordInternalFailure is PutRecords' per-record ErrorCode (AWS uses
+	// the short name there).
+	recordInternalFailure   = "InternalFailure"
 	ExMissingAuthToken      = "MissingAuthenticationTokenException"
 	ExIncompleteSignature   = "IncompleteSignatureException"
 	ExInvalidSignature      = "InvalidSignatureException"
@@ -104,9 +107,9 @@ func recordErrorCode(err error) (code, msg string) {
 	case errors.Is(err, stream.ErrThroughputExceeded):
 		return ExThroughputExceeded, "Rate exceeded for shard: " + storeMessage(err)
 	case errors.Is(err, stream.ErrFull):
-		return ExInternalFailure, "Storage cap reached on the gateway; retry later (" + storeMessage(err) + ")"
+		return recordInternalFailure, "Storage cap reached on the gateway; retry later (" + storeMessage(err) + ")"
 	case errors.Is(err, stream.ErrInvalidArgument):
 		return ExInvalidArgument, storeMessage(err)
 	}
-	return ExInternalFailure, "Internal service failure."
+	return recordInternalFailure, "Internal service failure."
 }
