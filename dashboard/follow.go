@@ -123,6 +123,16 @@ func (f *follower) shard(ctx context.Context, shardID string, fromStart bool, si
 	}
 	backoff := 100 * time.Millisecond
 	for {
+		// The newest sequence number before the read: if the read finds
+		// nothing after `after`, everything up to it has expired, and
+		// waiting after it (not after `after`) keeps Wait from returning
+		// at once for records Read will never show.
+		newest, err := f.store.LastSequenceNumber(f.stream, shardID)
+		if err != nil {
+			if ctx.Err() != nil || f.gone(err, shardID) {
+				return nil
+			}
+		}
 		res, err := f.store.Read(ctx, stream.ReadRequest{Stream: f.stream, ShardID: shardID, After: after, Limit: f.limit})
 		if err != nil {
 			if ctx.Err() != nil || f.gone(err, shardID) {
@@ -144,6 +154,9 @@ func (f *follower) shard(ctx context.Context, shardID string, fromStart bool, si
 			return res.Children
 		}
 		if len(res.Records) == 0 {
+			if newest != "" {
+				after = newest
+			}
 			if err := f.store.Wait(ctx, f.stream, shardID, after); err != nil {
 				if ctx.Err() != nil || f.gone(err, shardID) {
 					return nil

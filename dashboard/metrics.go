@@ -4,7 +4,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics exports what the views show. The hub's own counters are plain
+// metrics exports what the views show, except what the store's own
+// collector already exports (kaiten_stream_stored_bytes, max_bytes,
+// disk_bytes, incoming_records_total). The hub's own counters are plain
 // vectors; the view figures are read from the last pushed views at scrape
 // time, so a scrape and the page agree.
 type metrics struct {
@@ -15,8 +17,7 @@ type metrics struct {
 	denied    prometheus.Counter
 
 	clients, events, onBelt, takeRate, makeNext, lanePassed, sensorAge, sensorSilent,
-	streamRate, streamBytes, streamMax, streamRetention, storeBytes, storeMax, diskBytes,
-	deadTotal, deadWindow *prometheus.Desc
+	streamRate, streamRetention, deadTotal, deadWindow *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -40,12 +41,7 @@ func newMetrics(s *Server) *metrics {
 		sensorAge:       d("sensor_last_seen_age_seconds", "Seconds since a sensor was last heard (heartbeat or event).", "sensor", "lane"),
 		sensorSilent:    d("sensor_silent", "1 if the sensor has been silent longer than sensor_silent_after.", "sensor", "lane"),
 		streamRate:      d("incoming_records_per_second", "Records appended per second over the last push interval, by stream and shard.", "stream", "shard"),
-		streamBytes:     d("stream_bytes", "Logical bytes stored, by stream.", "stream"),
-		streamMax:       d("stream_max_bytes", "Per-stream storage cap in bytes (0: none).", "stream"),
 		streamRetention: d("stream_retention_seconds", "Retention period, by stream.", "stream"),
-		storeBytes:      d("store_bytes", "Logical bytes stored in all streams."),
-		storeMax:        d("store_max_bytes", "Store-wide storage cap in bytes (0: none)."),
-		diskBytes:       d("store_disk_bytes", "Bytes the store occupies on disk."),
 		deadTotal:       d("deadletters_total", "Dead letters seen live since start, by source.", "source"),
 		deadWindow:      d("deadletters_window", "Dead letters within the history window, by source.", "source"),
 	}
@@ -58,8 +54,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.sentBytes.Describe(ch)
 	m.denied.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.clients, m.events, m.onBelt, m.takeRate, m.makeNext, m.lanePassed,
-		m.sensorAge, m.sensorSilent, m.streamRate, m.streamBytes, m.streamMax, m.streamRetention,
-		m.storeBytes, m.storeMax, m.diskBytes, m.deadTotal, m.deadWindow} {
+		m.sensorAge, m.sensorSilent, m.streamRate, m.streamRetention, m.deadTotal, m.deadWindow} {
 		ch <- d
 	}
 }
@@ -103,13 +98,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		for _, sh := range st.Shards {
 			ch <- prometheus.MustNewConstMetric(m.streamRate, g, sh.PerSec, st.Name, sh.ShardID)
 		}
-		ch <- prometheus.MustNewConstMetric(m.streamBytes, g, float64(st.Bytes), st.Name)
-		ch <- prometheus.MustNewConstMetric(m.streamMax, g, float64(st.MaxBytes), st.Name)
 		ch <- prometheus.MustNewConstMetric(m.streamRetention, g, st.RetentionS, st.Name)
 	}
-	ch <- prometheus.MustNewConstMetric(m.storeBytes, g, float64(gv.Bytes))
-	ch <- prometheus.MustNewConstMetric(m.storeMax, g, float64(gv.MaxBytes))
-	ch <- prometheus.MustNewConstMetric(m.diskBytes, g, float64(gv.DiskBytes))
 	for src, n := range gv.DeadLetters.LastHour {
 		ch <- prometheus.MustNewConstMetric(m.deadWindow, g, float64(n), src)
 	}
