@@ -45,7 +45,7 @@ func (s *Server) putRecord(ctx context.Context, in *putRecordInput) (any, error)
 	if err != nil {
 		if errors.Is(err, stream.ErrThroughputExceeded) {
 			s.m.writeThrottled.WithLabelValues(name).Inc()
-			return nil, newErr(ExThroughputExceeded, "Rate exceeded for shard %s in stream %s.", res.ShardID, name)
+			return nil, newErr(ExThroughputExceeded, "Rate exceeded for a shard of stream %s: %s", name, storeMessage(err))
 		}
 		return nil, streamErr(name, err)
 	}
@@ -109,7 +109,10 @@ func (s *Server) putRecords(ctx context.Context, in *putRecordsInput) (any, erro
 		code, msg := recordErrorCode(r.Err)
 		if code == ExThroughputExceeded {
 			throttled++
-			msg = fmt.Sprintf("Rate exceeded for shard %s in stream %s.", r.ShardID, name)
+			msg = fmt.Sprintf("Rate exceeded for a shard of stream %s.", name)
+			if r.ShardID != "" {
+				msg = fmt.Sprintf("Rate exceeded for shard %s in stream %s.", r.ShardID, name)
+			}
 		} else {
 			failed++
 		}

@@ -179,7 +179,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if err != nil {
 		ae := toAPIError(err)
-		if ae.Status >= 500 {
+		if errors.Is(err, stream.ErrFull) {
+			s.log.Warn("request refused: storage cap reached", "op", label, "err", err)
+		} else if ae.Status >= 500 {
 			s.log.Error("request failed", "op", label, "err", err)
 		} else {
 			s.log.Debug("request refused", "op", label, "type", ae.Type, "msg", ae.Message)
