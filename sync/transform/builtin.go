@@ -31,7 +31,9 @@ type Builtin struct {
 
 // NewBuiltin compiles the condition (an expr-lang expression over the
 // record's top-level fields, e.g. `event == "passed" || lane == "9"`; ""
-// drops nothing) and checks the fields (empty keeps every field).
+// drops nothing; a missing field is nil; a field named like one of expr's
+// builtins is reachable as $env.name, except count and type, which are
+// plain fields here) and checks the fields (empty keeps every field).
 func NewBuiltin(fields []Field, dropIf string) (*Builtin, error) {
 	b := &Builtin{}
 	for i, f := range fields {
@@ -44,7 +46,10 @@ func NewBuiltin(fields []Field, dropIf string) (*Builtin, error) {
 		b.fields = append(b.fields, f)
 	}
 	if strings.TrimSpace(dropIf) != "" {
-		p, err := expr.Compile(dropIf, expr.AsBool(), expr.AllowUndefinedVariables())
+		// count and type are field names in the team's formats (GPIO events
+		// carry "count"); they shadow expr's builtins of the same names.
+		p, err := expr.Compile(dropIf, expr.AsBool(), expr.AllowUndefinedVariables(),
+			expr.DisableBuiltin("count"), expr.DisableBuiltin("type"))
 		if err != nil {
 			return nil, fmt.Errorf("drop_if: %w", err)
 		}
