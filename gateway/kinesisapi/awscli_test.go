@@ -29,11 +29,15 @@ func TestAWSCLI(t *testing.T) {
 			full = append(full, "--cli-binary-format", "raw-in-base64-out")
 		}
 		cmd := exec.Command(aws, full...)
-		// The caller's environment (PATH, pyenv, ...) with every AWS setting
-		// that could point elsewhere overridden.
-		cmd.Env = append(os.Environ(), "HOME="+home, "AWS_ACCESS_KEY_ID=AKIDCLI", "AWS_SECRET_ACCESS_KEY=cli-secret",
-			"AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_DEFAULT_PROFILE=", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=",
-			"AWS_CONFIG_FILE="+home+"/none", "AWS_SHARED_CREDENTIALS_FILE="+home+"/none", "AWS_ENDPOINT_URL=", "AWS_CA_BUNDLE=")
+		// The caller's environment (PATH, pyenv, ...) without any AWS
+		// setting that could point elsewhere.
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "HOME=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, "HOME="+home, "AWS_ACCESS_KEY_ID=AKIDCLI", "AWS_SECRET_ACCESS_KEY=cli-secret",
+			"AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=", "AWS_CONFIG_FILE="+home+"/none", "AWS_SHARED_CREDENTIALS_FILE="+home+"/none")
 		out, err := cmd.Output()
 		if err != nil {
 			var stderr string
