@@ -58,7 +58,16 @@ type Store interface {
 	Read(ctx context.Context, req stream.ReadRequest) (stream.ReadResult, error)
 	PutBatch(ctx context.Context, stream string, entries []stream.Entry) ([]stream.PutResult, error)
 	LastSequenceNumber(stream, shardID string) (string, error)
+	RenewLease(l stream.Lease, ttl time.Duration) (stream.Lease, error)
 }
+
+// Lease upkeep while a batch is retried for longer than Consume's lease:
+// Consume renews between calls only, so the delivery stream renews the
+// shard's lease itself when less than leaseRenewAt is left.
+const (
+	leaseTTL     = 30 * time.Second
+	leaseRenewAt = 20 * time.Second
+)
 
 // Config configures one delivery stream. Zero values mean the defaults.
 type Config struct {
@@ -273,7 +282,7 @@ func (d *DeliveryStream) Run(ctx context.Context) error {
 	for {
 		err := d.store.Consume(ctx, stream.ConsumerConfig{
 			Group: d.cfg.Name, Stream: d.cfg.Stream, StartAtLatest: d.cfg.StartAtLatest,
-			Limit: d.cfg.ReadLimit, Idle: idle,
+			Limit: d.cfg.ReadLimit, Idle: idle, LeaseTTL: leaseTTL,
 		}, d.handle)
 		if ctx.Err() != nil {
 			return nil
@@ -309,7 +318,9 @@ func (d *DeliveryStream) handle(ctx context.Context, b stream.ShardBatch) error 
 		// Consume went back to the checkpoint: what is buffered comes again.
 		d.resetShard(st)
 	}
-	st.lease = b.Lease
+	if b.Lease.Token != st.lease.Token || b.Lease.Expires.After(st.lease.Expires) {
+		st.lease = b.Lease
+	}
 	if !st.loaded {
 		st.loaded = true
 		st.intent = d.loadIntent(st.id)
@@ -387,7 +398,7 @@ func (d *DeliveryStream) flush(ctx context.Context, st *shardState) error {
 		return err
 	}
 	if len(out) > 0 {
-		more, err := d.deliver(ctx, st.id, id, first, last, recs[0].ArrivalTime, out)
+		more, err := d.deliver(ctx, st, id, first, last, recs[0].ArrivalTime, out)
 		if err != nil {
 			return err
 		}
@@ -398,6 +409,7 @@ func (d *DeliveryStream) flush(ctx context.Context, st *shardState) error {
 			return err
 		}
 	}
+	d.renew(st)
 	if err := d.store.Checkpoint(st.lease, d.cfg.Name, d.cfg.Stream, st.id, last); err != nil {
 		return fmt.Errorf("checkpoint %s %s: %w", st.id, last, err)
 	}
@@ -461,7 +473,8 @@ func (d *DeliveryStream) transform(ctx context.Context, recs []stream.Record) ([
 // deliver sends one batch until the destination acknowledges it, a
 // permanent error, or the retry duration ends. It returns the records that
 // go to the error output; its error is only ctx's.
-func (d *DeliveryStream) deliver(ctx context.Context, shardID, id, first, last string, t time.Time, recs []sink.Record) ([]sink.FailedRecord, error) {
+func (d *DeliveryStream) deliver(ctx context.Context, st *shardState, id, first, last string, t time.Time, recs []sink.Record) ([]sink.FailedRecord, error) {
+	shardID := st.id
 	b := &sink.Batch{ID: id, DeliveryStream: d.cfg.Name, Version: d.cfg.Version, Stream: d.cfg.Stream,
 		ShardID: shardID, FirstSeq: first, LastSeq: last, Time: t, Records: recs}
 	if bs, ok := d.cfg.Sink.(sink.BodySink); ok && bs.WantsBody() {
@@ -509,13 +522,44 @@ func (d *DeliveryStream) deliver(ctx context.Context, shardID, id, first, last s
 		}
 		wait := step/2 + rand.N(step/2+1)
 		d.log.Warn("delivery failed; retrying", "shard", shardID, "batch", id, "attempt", b.Attempts, "in", wait, "err", err)
-		select {
-		case <-ctx.Done():
+		if !d.sleep(ctx, st, wait) {
 			return nil, ctx.Err()
-		case <-time.After(wait):
 		}
 		step = min(step*2, d.cfg.RetryMax)
 	}
+}
+
+// sleep waits for wait or ctx, renewing the shard's lease on the way; it
+// reports false when ctx ended.
+func (d *DeliveryStream) sleep(ctx context.Context, st *shardState, wait time.Duration) bool {
+	end := time.Now().Add(wait)
+	for {
+		d.renew(st)
+		left := time.Until(end)
+		if left <= 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(min(left, 5*time.Second)):
+		}
+	}
+}
+
+// renew extends the shard's lease when it runs low. A lease that was taken
+// over stays as it is: the checkpoint then fails with ErrLeaseLost and the
+// shard restarts from its checkpoint, rebuilding the same batch.
+func (d *DeliveryStream) renew(st *shardState) {
+	if st.lease.Token == 0 || time.Until(st.lease.Expires) > leaseRenewAt {
+		return
+	}
+	l, err := d.store.RenewLease(st.lease, leaseTTL)
+	if err != nil {
+		d.log.Warn("renewing the shard lease", "shard", st.id, "err", err)
+		return
+	}
+	st.lease = l
 }
 
 func failAll(recs []sink.Record, code, msg string, attempts int) []sink.FailedRecord {

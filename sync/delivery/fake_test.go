@@ -262,3 +262,8 @@ type bigInt = big.Int
 func recordOf(seq int, data []byte) stream.Record {
 	return stream.Record{SequenceNumber: strconv.Itoa(seq), PartitionKey: "pk", Data: data, ArrivalTime: time.Now()}
 }
+
+func (f *fakeStore) RenewLease(l stream.Lease, ttl time.Duration) (stream.Lease, error) {
+	l.Expires = time.Now().Add(ttl)
+	return l, nil
+}
