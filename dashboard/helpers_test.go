@@ -1,7 +1,10 @@
 package dashboard
 
 import (
+	"time"
+
 	"errors"
+	"github.com/kaiten-edge/kaiten/gateway/config"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,3 +16,5 @@ func promhttpHandler(reg *prometheus.Registry) http.Handler {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+func durationOf(d time.Duration) config.Duration { return config.Duration{Duration: d} }

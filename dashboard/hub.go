@@ -301,6 +301,21 @@ func (h *Hub) Clients() int {
 // Dropped counts clients dropped or closed since the hub was made.
 func (h *Hub) Dropped() int64 { return h.dropped.Load() }
 
+// DropAll drops every attached client (their pages reconnect) and returns
+// how many there were. The hub stays open.
+func (h *Hub) DropAll() int {
+	h.mu.RLock()
+	cs := make([]*Client, 0, len(h.clients))
+	for c := range h.clients {
+		cs = append(cs, c)
+	}
+	h.mu.RUnlock()
+	for _, c := range cs {
+		c.drop("closed")
+	}
+	return len(cs)
+}
+
 // Close drops every client and refuses new ones. It waits for the writer
 // goroutines to end.
 func (h *Hub) Close() {

@@ -298,6 +298,8 @@ type SensorStats struct {
 // StoreView is the store view's data, sent to clients on topic "store" and
 // served at GET /api/dashboard/store. Counts cover the history window.
 type StoreView struct {
+	// Store is the shop's id (store_id in the config).
+	Store    string    `json:"store"`
 	Now      time.Time `json:"now"`
 	HistoryS float64   `json:"history_s"`
 	WindowS  float64   `json:"rate_window_s"`

@@ -171,6 +171,7 @@ type envelope struct {
 func (s *Server) push() {
 	now := s.deps.Now()
 	sv := s.plates.View(now)
+	sv.Store = s.deps.StoreID
 	gv := s.rates.view(s.deps.Store.Stats(), now)
 	gv.Components = encodeComponents(s.deps.Status.Snapshot)
 	gv.DeadLetters = s.dead.view(now)

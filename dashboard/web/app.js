@@ -62,7 +62,9 @@
     if (s < 172800) return (s / 3600).toFixed(s < 36000 ? 1 : 0) + " h";
     return Math.round(s / 86400) + " d";
   }
-  const age = (t) => (t ? dur((Date.now() - Date.parse(t)) / 1000) : "–");
+  const ago = (s) => (s == null || s < 0 ? "–" : s < 1 ? "just now" : dur(s) + " ago");
+  const age = (t) => (t ? ago((Date.now() - Date.parse(t)) / 1000) : "–");
+  const shortShard = (id) => id.replace(/^shardId-0*(\d)/, "#$1");
   const clock = (t) => new Date(t).toLocaleTimeString([], { hour12: false });
 
   const typeColors = {
@@ -119,6 +121,7 @@
   let lastStore = null;
   function renderStore(v) {
     lastStore = v;
+    $("store-id").textContent = v.store || "";
     $("kpi-placed").textContent = num(v.placed);
     $("kpi-taken").textContent = num(v.taken);
     $("kpi-passed").textContent = num(v.passed);
@@ -181,7 +184,8 @@
   function renderGateway(v) {
     $("kpi-rate").textContent = rate(v.per_sec);
     const cap = v.max_bytes || 0;
-    $("kpi-storage").textContent = bytes(v.bytes) + (cap ? " of " + bytes(cap) : " (no cap)");
+    $("kpi-storage").textContent = bytes(v.bytes);
+    $("kpi-storage-cap").textContent = cap ? "of " + bytes(cap) + " cap (" + Math.round((100 * v.bytes) / cap) + "%)" : "no store-wide cap";
     const pct = cap ? Math.min(100, (100 * v.bytes) / cap) : 0;
     const bar = $("kpi-storage-bar");
     bar.style.width = pct + "%";
@@ -214,13 +218,13 @@
       const shards = el("div", { class: "chips" });
       for (const sh of s.shards) {
         shards.append(el("span", { class: sh.open ? "chip dim" : "chip dim", title: sh.shard_id + (sh.open ? "" : " (closed)") + ": " + num(sh.incoming) + " since start" },
-          sh.shard_id.replace(/^shardId-0*/, "#") + " " + rate(sh.per_sec)));
+          shortShard(sh.shard_id) + " " + rate(sh.per_sec)));
       }
       const capCell = s.max_bytes ? bytes(s.max_bytes) + " (" + Math.round((100 * s.bytes) / s.max_bytes) + "%)" : "–";
       tb.append(el("tr", { "data-stream": s.name },
         el("td", {}, s.name), el("td", { class: "num" }, rate(s.per_sec)), el("td", {}, shards),
         el("td", { class: "num" }, bytes(s.bytes) + " · " + num(s.records) + " rec"), el("td", { class: "num" }, capCell),
-        el("td", { class: "num" }, dur(s.retention_s)), el("td", { class: "num" }, isFinite(newest) ? dur(newest) + " ago" : "empty"),
+        el("td", { class: "num" }, dur(s.retention_s)), el("td", { class: "num" }, isFinite(newest) ? ago(newest) : "empty"),
         el("td", { class: "num" }, num(s.evicted))));
     }
 
@@ -263,7 +267,7 @@
       if (healthy.test(v)) return el("span", { class: "chip" }, v);
       if (unhealthy.test(v)) return el("span", { class: "chip bad" }, v);
       if (/^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v) && !isNaN(Date.parse(v))) {
-        return Date.parse(v) > 0 ? age(v) + " ago" : "never";
+        return Date.parse(v) > 0 ? age(v) : "never";
       }
       return v.length > 200 ? v.slice(0, 200) + "…" : v;
     }
@@ -321,7 +325,7 @@
     for (const r of b.records) {
       tailSeen++;
       const tr = el("tr", { class: "new" },
-        el("td", {}, clock(r.arrival)), el("td", {}, r.shard_id.replace(/^shardId-0*/, "#")),
+        el("td", {}, clock(r.arrival)), el("td", {}, shortShard(r.shard_id)),
         el("td", {}, r.key), el("td", { title: r.seq }, r.seq.slice(-12)),
         el("td", { class: "data" }, (r.base64 ? "base64:" : "") + r.data + (r.size > 1024 ? " … (" + bytes(r.size) + ")" : "")));
       tb.insertBefore(tr, tb.firstChild);

@@ -1,0 +1,337 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/internal/testutil"
+)
+
+// browser starts Debian's chromium headless with a fresh profile and
+// returns a chromedp context for one tab.
+func browser(t *testing.T, width, height int) context.Context {
+	t.Helper()
+	exe := testutil.LookTool(t, "chromium")
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(exe),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(width, height),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelB(); cancelA() })
+	// Start the browser now, so that a start failure reads as one.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// js evaluates expr in the page; it fails the test on a browser error.
+func js[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// pageNumber reads an element's text as a number ("1,234" -> 1234; "–"
+// is an error).
+func pageNumber(t *testing.T, ctx context.Context, sel string) (int64, error) {
+	s := js[string](t, ctx, fmt.Sprintf(`(document.querySelector(%q)||{}).textContent||""`, sel))
+	n, err := strconv.ParseInt(strings.NewReplacer(",", "", " ", "", "\u202f", "", ".", "").Replace(s), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s shows %q", sel, s)
+	}
+	return n, nil
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	dir := filepath.Join(testutil.RepoRoot(t), "test-artifacts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s (%d KiB)", p, len(png)>>10)
+}
+
+func navigate(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(c, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("navigate %s: %v", url, err)
+	}
+}
+
+func waitLive(t *testing.T, ctx context.Context) {
+	t.Helper()
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if js[string](t, ctx, `document.body.dataset.live||""`) != "1" {
+			return fmt.Errorf("page not live: %s", js[string](t, ctx, `document.getElementById("conn").textContent`))
+		}
+		return nil
+	})
+}
+
+// storeMatches checks that the page's headline numbers equal the API's.
+func storeMatches(t *testing.T, ctx context.Context, api func() (StoreView, error)) error {
+	v, err := api()
+	if err != nil {
+		return err
+	}
+	for sel, want := range map[string]int64{"#kpi-placed": v.Placed, "#kpi-taken": v.Taken, "#kpi-passed": v.Passed, "#kpi-onbelt": int64(v.OnBelt)} {
+		got, err := pageNumber(t, ctx, sel)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%s shows %d, the API says %d", sel, got, want)
+		}
+	}
+	first := js[string](t, ctx, `(document.querySelector("#make-next li")||{dataset:{}}).dataset.type||""`)
+	want := ""
+	if len(v.MakeNext) > 0 {
+		want = v.MakeNext[0].PlateType
+	}
+	if first != want {
+		return fmt.Errorf("make-next shows %q first, the API says %q", first, want)
+	}
+	lanes := js[int](t, ctx, `document.querySelectorAll("#lanes .lane").length`)
+	if lanes != len(v.Lanes) {
+		return fmt.Errorf("%d lanes shown, the API has %d", lanes, len(v.Lanes))
+	}
+	return nil
+}
+
+// TestBrowserInProcess drives the page in headless Chromium against a
+// dashboard on a real store whose records the test writes, so the numbers
+// are known: the page goes live, shows what the API reports, follows new
+// records, reconnects by itself after its connection is dropped, and each
+// view renders (screenshots in test-artifacts/).
+func TestBrowserInProcess(t *testing.T) {
+	st := openStore(t)
+	r := startRig(t, st, Config{PushInterval: durationOf(200 * time.Millisecond)})
+	r.board.Set("mqtt", func() any { return map[string]any{"connected": true, "broker": "embedded", "received": 1234} })
+	r.board.Set("sync", func() any {
+		return []map[string]any{{"name": "plates-archive", "online": true, "backlog_records": 0, "freshness_s": 1.5}}
+	})
+	types := []string{"salmon", "tuna", "ebi", "tamago", "unagi", "inari", "kappa-maki", "ikura"}
+	for i, typ := range types {
+		putPlates(t, st, strconv.Itoa(1+i%4), typ, 4+i, (3*i)%7, 2+i)
+	}
+	if _, err := st.Put(context.Background(), "plates", stream.Entry{PartitionKey: "demo-store/4", Data: []byte(`{"sensor":"lane4-ir2","lane":"4","ok":false,"ts":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t, 1280, 900)
+	navigate(t, ctx, r.http.URL+"/#store")
+	waitLive(t, ctx)
+	testutil.WaitFor(t, 20*time.Second, func() error { return storeMatches(t, ctx, r.storeView) })
+	if n := js[int](t, ctx, `document.querySelectorAll("#chart-passes canvas").length`); n == 0 {
+		t.Fatal("no chart canvas on the store view")
+	}
+
+	// Live: new records show up without a reload.
+	before, _ := pageNumber(t, ctx, "#kpi-placed")
+	putPlates(t, st, "2", "tuna", 5, 0, 0)
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		got, err := pageNumber(t, ctx, "#kpi-placed")
+		if err != nil {
+			return err
+		}
+		if got != before+5 {
+			return fmt.Errorf("placed shows %d, want %d", got, before+5)
+		}
+		return storeMatches(t, ctx, r.storeView)
+	})
+
+	// Reconnect: drop every websocket client; the page comes back by itself
+	// and shows records written while it was away.
+	if n := r.srv.hub.DropAll(); n != 1 {
+		t.Fatalf("dropped %d clients, want the page's 1", n)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if js[string](t, ctx, `document.body.dataset.live`) != "0" {
+			return fmt.Errorf("page did not notice the dropped connection")
+		}
+		return nil
+	})
+	putPlates(t, st, "3", "ikura", 3, 0, 0)
+	waitLive(t, ctx)
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		got, err := pageNumber(t, ctx, "#kpi-placed")
+		if err != nil {
+			return err
+		}
+		if got != before+8 {
+			return fmt.Errorf("placed shows %d after reconnecting, want %d", got, before+8)
+		}
+		return storeMatches(t, ctx, r.storeView)
+	})
+	screenshot(t, ctx, "dashboard-store-inprocess")
+
+	// Gateway view: streams, components from the status board, dead letters.
+	if _, err := st.Put(context.Background(), "deadletter", stream.Entry{PartitionKey: "mqtt", Data: []byte(`{"source":"mqtt","topic":"store/demo-store/lane/9/plate","reason":"payload is not JSON","data_b64":"eA==","ts":"x"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	navigate(t, ctx, r.http.URL+"/#gateway")
+	waitLive(t, ctx)
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		var v GatewayView
+		if err := r.getJSON("/api/dashboard/gateway", &v); err != nil {
+			return err
+		}
+		rows := js[[]string](t, ctx, `[...document.querySelectorAll("#streams-table tbody tr")].map(r => r.dataset.stream)`)
+		if len(rows) != len(v.Streams) {
+			return fmt.Errorf("streams shown %v, API has %d", rows, len(v.Streams))
+		}
+		dead, err := pageNumber(t, ctx, "#kpi-dead")
+		if err != nil {
+			return err
+		}
+		if dead != int64(v.DeadLetters.Total) || dead != 1 {
+			return fmt.Errorf("dead letters shown %d, API %d", dead, v.DeadLetters.Total)
+		}
+		comps := js[[]string](t, ctx, `[...document.querySelectorAll("#components [data-component]")].map(c => c.dataset.component)`)
+		if strings.Join(comps, ",") != "mqtt,sync" {
+			return fmt.Errorf("components shown %v", comps)
+		}
+		if txt := js[string](t, ctx, `document.querySelector("[data-component=sync]").textContent`); !strings.Contains(txt, "plates-archive") || !strings.Contains(txt, "online") {
+			return fmt.Errorf("sync card reads %q", txt)
+		}
+		return nil
+	})
+	screenshot(t, ctx, "dashboard-gateway-inprocess")
+
+	// Tail: pick the gpio stream and watch a record arrive.
+	navigate(t, ctx, r.http.URL+"/#tail")
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if n := js[int](t, ctx, `document.querySelectorAll("#tail-stream option").length`); n != 3 {
+			return fmt.Errorf("%d streams in the picker", n)
+		}
+		return nil
+	})
+	js[bool](t, ctx, `(() => { const s = document.getElementById("tail-stream"); s.value = "gpio"; s.dispatchEvent(new Event("change")); return true })()`)
+	marker := fmt.Sprintf("beam-%d", time.Now().UnixNano())
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if _, err := st.Put(context.Background(), "gpio", stream.Entry{PartitionKey: "lane1-beam",
+			Data: []byte(`{"pin":"GPIO17","sensor":"` + marker + `","lane":"1","kind":"pass","count":42}`)}); err != nil {
+			return err
+		}
+		if txt := js[string](t, ctx, `document.querySelector("#tail-table tbody").textContent`); !strings.Contains(txt, marker) {
+			return fmt.Errorf("tail does not show %s yet", marker)
+		}
+		return nil
+	})
+	screenshot(t, ctx, "dashboard-tail-inprocess")
+}
+
+// TestBrowserDaemon runs the real kaiten (with its conveyor simulator, as
+// `make run` does) and checks in Chromium that the store comes alive on
+// the dashboard, that the numbers match the API, and that the gateway and
+// tail views render. Screenshots go to test-artifacts/.
+func TestBrowserDaemon(t *testing.T) {
+	d := testutil.StartDaemon(t, t.TempDir())
+	base := "http://" + d.HTTPAddr
+	api := func() (StoreView, error) {
+		var v StoreView
+		resp, err := http.Get(base + "/api/dashboard/store")
+		if err != nil {
+			return v, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return v, fmt.Errorf("store api: %s", resp.Status)
+		}
+		return v, json.NewDecoder(resp.Body).Decode(&v)
+	}
+	// Wait for the simulator's first plates.
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		v, err := api()
+		if err != nil {
+			return err
+		}
+		if v.Placed == 0 || len(v.Lanes) == 0 {
+			return fmt.Errorf("no plates yet (records %d)", v.Records)
+		}
+		return nil
+	})
+	ctx := browser(t, 1280, 900)
+	navigate(t, ctx, base+"/#store")
+	waitLive(t, ctx)
+	// The numbers change every second: poll until the page and the API
+	// agree on one snapshot.
+	testutil.WaitFor(t, 30*time.Second, func() error { return storeMatches(t, ctx, api) })
+	first, _ := pageNumber(t, ctx, "#kpi-placed")
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		n, err := pageNumber(t, ctx, "#kpi-placed")
+		if err != nil {
+			return err
+		}
+		if n <= first {
+			return fmt.Errorf("placed still %d: no live update", n)
+		}
+		return nil
+	})
+	screenshot(t, ctx, "dashboard-store")
+	navigate(t, ctx, base+"/#gateway")
+	waitLive(t, ctx)
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if rows := js[int](t, ctx, `document.querySelectorAll("#streams-table tbody tr").length`); rows == 0 {
+			return fmt.Errorf("no streams shown")
+		}
+		if comps := js[int](t, ctx, `document.querySelectorAll("#components [data-component]").length`); comps == 0 {
+			return fmt.Errorf("no component status shown")
+		}
+		return nil
+	})
+	screenshot(t, ctx, "dashboard-gateway")
+	navigate(t, ctx, base+"/#tail")
+	testutil.WaitFor(t, 60*time.Second, func() error {
+		if n := js[int](t, ctx, `document.querySelectorAll("#tail-table tbody tr").length`); n == 0 {
+			return fmt.Errorf("no records in the tail yet")
+		}
+		return nil
+	})
+	screenshot(t, ctx, "dashboard-tail")
+	// A phone-sized window gets the same live store view.
+	phone := browser(t, 390, 844)
+	navigate(t, phone, base+"/#store")
+	waitLive(t, phone)
+	testutil.WaitFor(t, 30*time.Second, func() error { return storeMatches(t, phone, api) })
+	screenshot(t, phone, "dashboard-store-phone")
+}
