@@ -30,6 +30,10 @@ type Config struct {
 	Streams []StreamSpec `yaml:"streams"`
 	// ShutdownTimeout bounds a clean stop. Default 20s.
 	ShutdownTimeout config.Duration `yaml:"shutdown_timeout"`
+	// MemoryLimit is the Go runtime's soft memory limit, so the collector
+	// works harder before a small board runs short. Default 96MiB; 0 keeps
+	// the runtime's default; the GOMEMLIMIT environment variable wins.
+	MemoryLimit config.ByteSize `yaml:"memory_limit"`
 }
 
 // HTTPConfig is the http section.
@@ -102,6 +106,7 @@ func Defaults() *Config {
 		Log:             LogConfig{Level: "info", Format: "text"},
 		Streams:         append([]StreamSpec(nil), DefaultStreams...),
 		ShutdownTimeout: config.Duration{Duration: 20 * time.Second},
+		MemoryLimit:     96 << 20,
 	}
 }
 
@@ -134,7 +139,7 @@ func Load(path string, comps []Component) (*Config, error) {
 	}
 	own := map[string]any{
 		"data_dir": &cfg.DataDir, "store_id": &cfg.StoreID, "http": &cfg.HTTP, "log": &cfg.Log,
-		"store": &cfg.Store, "shutdown_timeout": &cfg.ShutdownTimeout,
+		"store": &cfg.Store, "shutdown_timeout": &cfg.ShutdownTimeout, "memory_limit": &cfg.MemoryLimit,
 	}
 	known := map[string]bool{"streams": true}
 	for k := range own {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -111,6 +112,9 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 // Run opens the store, creates the configured streams, serves HTTP and
 // starts the components; it returns when ctx ends and everything stopped.
 func Run(ctx context.Context, cfg *Config, comps []Component, logger *slog.Logger, stdout io.Writer) error {
+	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("run: data dir: %w", err)
 	}

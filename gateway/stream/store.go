@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"golang.org/x/time/rate"
 )
 
@@ -228,10 +229,16 @@ func badgerOptions(o Options) badger.Options {
 		WithBlockCacheSize(o.BlockCacheSize).
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2).
+		WithCompression(options.None).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(12).
 		WithCompactL0OnClose(false).
 		WithLogger(badgerLogger{o.Logger.With("component", "badger")})
+	// Every level's tables stay at BaseTableSize: compaction builds up to
+	// 8+ tables in memory at once, each buffered at twice the table size,
+	// so growing tables per level (Badger's default doubles them) is what
+	// would blow the memory budget of a small board.
+	bo.TableSizeMultiplier = 1
 	return bo
 }
 
