@@ -46,3 +46,11 @@ bench: ## side-by-side benchmarks: prints BENCH and RATIO lines
 
 clean: ## remove build output and the demo data
 	rm -rf bin kaiten-data
+
+.PHONY: firmware package test-boot
+
+firmware: ## cross-build linux/arm64 and linux/arm (GOARM=7) binaries and a .deb for each into dist/
+	VERSION=$(VERSION) GO=$(GO) ARCHES="arm64 armhf" ./firmware/build.sh dist
+
+package: ## build the .deb for this machine's architecture into dist/ (for an x86 test box or VM)
+	VERSION=$(VERSION) GO=$(GO) ARCHES="$$($(GO) env GOARCH)" ./firmware/build.sh dist

@@ -24,7 +24,7 @@ read -r -a nfpm <<<"${NFPM:-$GO run github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM
 # becomes 1.2.3; an untagged build becomes 0.0.<commits>+g<describe>.
 deb_version() {
   local v="${VERSION#v}"
-  if [[ "$v" =~ ^[0-9] ]]; then
+  if [[ "$v" =~ ^[0-9]+\.[0-9]+ ]]; then
     echo "${v//-/+}"
     return
   fi
