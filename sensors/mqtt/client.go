@@ -104,7 +104,9 @@ func startSubscriber(ctx context.Context, c *Config, w *writer, log *slog.Logger
 				}
 				m.setError(err)
 				log.Error("mqtt: subscribe failed; the session keeps earlier subscriptions", "err", err)
+				return
 			}
+			m.isSubscribed.Store(true)
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			m.setConnected(false)

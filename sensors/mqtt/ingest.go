@@ -90,6 +90,7 @@ func Start(cfg Config, storeID string, o Options) (*Ingest, error) {
 			return nil, err
 		}
 		m.setConnected(true)
+		m.isSubscribed.Store(true)
 		log.Info("mqtt: embedded broker listening", "addr", in.broker.addr, "routes", len(cfg.Routes))
 		return in, nil
 	}

@@ -23,7 +23,7 @@ type metrics struct {
 	batchSize    prometheus.Histogram
 
 	nReceived, nStored, nDead, nRedelivered, nDup, nReconnects atomic.Int64
-	isConnected                                                atomic.Bool
+	isConnected, isSubscribed                                  atomic.Bool
 	lastMessage                                                atomic.Int64 // unix nanos
 	mu                                                         sync.Mutex
 	lastError                                                  string
@@ -65,6 +65,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 func (m *metrics) setConnected(ok bool) {
 	m.isConnected.Store(ok)
+	if !ok {
+		m.isSubscribed.Store(false)
+	}
 	if ok {
 		m.connected.Set(1)
 	} else {
@@ -84,9 +87,12 @@ func (m *metrics) setError(err error) {
 
 // Status is what the "mqtt" entry of the status board shows.
 type Status struct {
-	Mode         string    `json:"mode"` // "embedded" or "external"
-	Broker       string    `json:"broker"`
-	Connected    bool      `json:"connected"`
+	Mode      string `json:"mode"` // "embedded" or "external"
+	Broker    string `json:"broker"`
+	Connected bool   `json:"connected"`
+	// Subscribed: the routes' subscriptions are in place (SUBACK received
+	// on this connection; always true with the embedded broker).
+	Subscribed   bool      `json:"subscribed"`
 	Received     int64     `json:"received"`
 	Stored       int64     `json:"stored"`
 	DeadLettered int64     `json:"deadlettered"`
@@ -98,7 +104,7 @@ type Status struct {
 }
 
 func (m *metrics) status() Status {
-	s := Status{Connected: m.isConnected.Load(), Received: m.nReceived.Load(), Stored: m.nStored.Load(),
+	s := Status{Connected: m.isConnected.Load(), Subscribed: m.isSubscribed.Load(), Received: m.nReceived.Load(), Stored: m.nStored.Load(),
 		DeadLettered: m.nDead.Load(), Redelivered: m.nRedelivered.Load(), Duplicates: m.nDup.Load(),
 		Reconnects: m.nReconnects.Load()}
 	if t := m.lastMessage.Load(); t != 0 {

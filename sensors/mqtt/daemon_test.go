@@ -1,0 +1,114 @@
+package mqtt
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kaiten-edge/kaiten/internal/testutil"
+	"github.com/kaiten-edge/kaiten/sensors/mqtt/mqtttest"
+)
+
+// daemonStatus reads the kaiten daemon's /api/status: the mqtt entry and
+// the number of records in stream plates.
+func daemonStatus(d *testutil.Daemon) (Status, int64, error) {
+	resp, err := http.Get("http://" + d.HTTPAddr + "/api/status")
+	if err != nil {
+		return Status{}, 0, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		MQTT  *Status `json:"mqtt"`
+		Store struct {
+			Streams []struct {
+				Name    string
+				Records int64
+			}
+		} `json:"store"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return Status{}, 0, err
+	}
+	if body.MQTT == nil {
+		return Status{}, 0, fmt.Errorf("no mqtt entry on the status board")
+	}
+	var plates int64
+	for _, s := range body.Store.Streams {
+		if s.Name == "plates" {
+			plates = s.Records
+		}
+	}
+	return *body.MQTT, plates, nil
+}
+
+// TestDaemonKilledLosesNothing runs the real kaiten binary, kills it with
+// SIGKILL in the middle of a flow of plates, starts it again on the same
+// data, and checks that every plate the broker acknowledged is stored.
+// It runs against a real mosquitto and against the embedded broker.
+func TestDaemonKilledLosesNothing(t *testing.T) {
+	type setup struct {
+		name string
+		args func(t *testing.T) ([]string, string)
+	}
+	for _, k := range []setup{
+		{"mosquitto", func(t *testing.T) ([]string, string) {
+			m := mqtttest.StartMosquitto(t, mqtttest.Options{})
+			return []string{"--mqtt-broker", m.URL(), "--no-sim"}, m.URL()
+		}},
+		{"embedded", func(t *testing.T) ([]string, string) {
+			addr := testutil.FreeAddr(t)
+			return []string{"--mqtt-addr", addr, "--no-sim"}, "tcp://" + addr
+		}},
+	} {
+		t.Run(k.name, func(t *testing.T) {
+			args, url := k.args(t)
+			dataDir := t.TempDir()
+			ready := func(d *testutil.Daemon) {
+				testutil.WaitFor(t, 30*time.Second, func() error {
+					s, _, err := daemonStatus(d)
+					if err == nil && !s.Subscribed {
+						err = fmt.Errorf("not subscribed: %+v", s)
+					}
+					return err
+				})
+			}
+			d := testutil.StartDaemon(t, dataDir, args...)
+			ready(d)
+			f := newFlow(mqtttest.Publisher(t, url, "pub-daemon-"+k.name))
+			const n = 600
+			f.publish(0, n/2)
+			testutil.WaitFor(t, 30*time.Second, func() error {
+				f.acked()
+				_, plates, err := daemonStatus(d)
+				if err == nil && plates < n/10 {
+					err = fmt.Errorf("%d plates stored", plates)
+				}
+				return err
+			})
+			d.Kill() // SIGKILL in the middle of the flow
+			f.publish(n/2, n)
+			d = testutil.StartDaemon(t, dataDir, args...)
+			ready(d)
+			f.waitAcked(t, n, 90*time.Second)
+			var st Status
+			testutil.WaitFor(t, 60*time.Second, func() error {
+				s, plates, err := daemonStatus(d)
+				if err == nil && plates < n {
+					err = fmt.Errorf("%d of %d plates stored", plates, n)
+				}
+				st = s
+				return err
+			})
+			if err := d.Stop(30 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			store := openStore(t, filepath.Join(dataDir, "store"))
+			defer store.Close()
+			extra := checkPlates(t, readAll(t, store, "plates"), n)
+			t.Logf("%s: %d duplicates stored; publisher re-sent %d; after restart: %+v", k.name, extra, f.retried, st)
+		})
+	}
+}

@@ -1,0 +1,167 @@
+// Package mqtttest runs a real mosquitto for tests, on a free loopback port
+// with a generated config (never the system service), and offers a paho
+// publisher that keeps its session across broker or gateway restarts.
+package mqtttest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/kaiten-edge/kaiten/internal/testutil"
+)
+
+// Mosquitto is a mosquitto process owned by a test.
+type Mosquitto struct {
+	Addr string // host:port
+	Dir  string // config and persistence
+	conf string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *os.File
+}
+
+// URL is the broker URL for paho.
+func (m *Mosquitto) URL() string { return "tcp://" + m.Addr }
+
+// Options tune the generated mosquitto.conf.
+type Options struct {
+	// MaxInflight is max_inflight_messages (QoS 1 messages in flight to
+	// one subscriber). 0 leaves mosquitto's default (20).
+	MaxInflight int
+}
+
+// StartMosquitto writes a config with persistence in a temporary folder,
+// starts mosquitto on a free loopback port and waits until it accepts
+// connections. It is stopped at test cleanup.
+func StartMosquitto(t testing.TB, o Options) *Mosquitto {
+	t.Helper()
+	testutil.LookTool(t, "mosquitto") // fails naming `make test-deps` when missing
+	dir := t.TempDir()
+	m := &Mosquitto{Addr: testutil.FreeAddr(t), Dir: dir, conf: filepath.Join(dir, "mosquitto.conf")}
+	_, port, _ := net.SplitHostPort(m.Addr)
+	var b strings.Builder
+	fmt.Fprintf(&b, "listener %s 127.0.0.1\nallow_anonymous true\n", port)
+	fmt.Fprintf(&b, "persistence true\npersistence_location %s/\nautosave_interval 0\n", dir)
+	// A gateway that is down must find every message on its return.
+	b.WriteString("max_queued_messages 0\nmax_queued_bytes 0\n")
+	if o.MaxInflight > 0 {
+		fmt.Fprintf(&b, "max_inflight_messages %d\n", o.MaxInflight)
+	}
+	b.WriteString("log_dest stderr\nlog_type error\nlog_type warning\n")
+	if os.Geteuid() == 0 {
+		b.WriteString("user root\n") // else mosquitto drops to a user that cannot write dir
+	}
+	if err := os.WriteFile(m.conf, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.log = lf
+	m.Start(t)
+	t.Cleanup(func() {
+		m.Stop(t)
+		if t.Failed() {
+			b, _ := os.ReadFile(lf.Name())
+			t.Logf("mosquitto log:\n%s", b)
+		}
+		lf.Close()
+	})
+	return m
+}
+
+// Start (re)starts the process with the same config and port.
+func (m *Mosquitto) Start(t testing.TB) {
+	t.Helper()
+	m.mu.Lock()
+	cmd := exec.Command(testutil.LookTool(t, "mosquitto"), "-c", m.conf)
+	cmd.Stdout, cmd.Stderr = m.log, m.log
+	if err := cmd.Start(); err != nil {
+		m.mu.Unlock()
+		t.Fatalf("mosquitto: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	m.cmd, m.done = cmd, done
+	m.mu.Unlock()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		select {
+		case <-done:
+			b, _ := os.ReadFile(m.log.Name())
+			t.Fatalf("mosquitto exited at start:\n%s", b)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", m.Addr, time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+}
+
+// Stop sends SIGTERM (mosquitto saves its persistent state) and waits.
+func (m *Mosquitto) Stop(t testing.TB) {
+	t.Helper()
+	m.mu.Lock()
+	cmd, done := m.cmd, m.done
+	m.cmd = nil
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Errorf("mosquitto did not stop on SIGTERM")
+	}
+}
+
+// Publisher connects a QoS 1 publisher with a persistent session (clean
+// session off): messages not yet acknowledged when the connection drops are
+// sent again after it reconnects. It is disconnected at test cleanup.
+func Publisher(t testing.TB, url, clientID string) paho.Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).
+		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond).
+		SetKeepAlive(10 * time.Second).SetWriteTimeout(2 * time.Second)
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher connect to %s: %v", url, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// Subscriber connects a QoS 1 subscriber with automatic acknowledgement:
+// the baseline against which the gateway's ingest is measured.
+func Subscriber(t testing.TB, url, clientID, filter string, fn func(paho.Message)) paho.Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetCleanSession(true).
+		SetOrderMatters(true).SetKeepAlive(30 * time.Second)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber connect: %v", tok.Error())
+	}
+	if tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) { fn(m) }); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
