@@ -1,0 +1,512 @@
+package analytics
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kaiten-edge/kaiten/gateway/stream"
+)
+
+// Store is the part of the stream store a query uses.
+type Store interface {
+	Consume(ctx context.Context, cfg stream.ConsumerConfig, fn func(context.Context, stream.ShardBatch) error) error
+	PutBatch(ctx context.Context, stream string, entries []stream.Entry) ([]stream.PutResult, error)
+	Checkpoint(lease stream.Lease, group, stream, shardID, seq string) error
+	DescribeStream(name string) (stream.StreamDescription, error)
+	LastSequenceNumber(stream, shardID string) (string, error)
+	Read(ctx context.Context, req stream.ReadRequest) (stream.ReadResult, error)
+}
+
+// RunnerOptions are what a Runner shares with the others.
+type RunnerOptions struct {
+	Store    Store
+	StateDir string
+	// SaveInterval: see Config.SaveInterval. Default 1 s.
+	SaveInterval time.Duration
+	Metrics      *Metrics // nil: a private, unregistered set
+	Logger       *slog.Logger
+	// Now is the wall clock (idle watermark, dead-letter ts). Default time.Now.
+	Now func() time.Time
+	// Idle is the consumer's idle call interval. Default 1 s.
+	Idle time.Duration
+}
+
+// Runner runs one continuous query as consumer group analytics-<name>.
+// Its methods are safe for concurrent use.
+type Runner struct {
+	cfg   QueryConfig
+	plan  *Plan
+	opts  RunnerOptions
+	log   *slog.Logger
+	group string
+	path  string
+	fp    string
+
+	mu           sync.Mutex
+	eng          *Engine
+	pending      []pendingOut
+	outPos       map[string]map[string]string
+	unsure       bool // a put failed in a way that may have written: reconcile before the next
+	leases       map[string]stream.Lease
+	checkpointed map[string]string
+	behind       map[string]int64
+	dirty        bool
+	lastSave     time.Time
+	recent       []json.RawMessage
+	lastStats    Stats
+	errMsg       string
+	state        string
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// QueryStatus is a query's live state, as the status board and the admin
+// endpoint show it.
+type QueryStatus struct {
+	Name        string           `json:"name"`
+	SQL         string           `json:"sql"`
+	Source      string           `json:"source"`
+	Output      string           `json:"output"`
+	Window      string           `json:"window"`
+	Columns     []string         `json:"columns"`
+	EventTime   string           `json:"event_time,omitempty"`
+	LatenessMs  int64            `json:"allowed_lateness_ms"`
+	State       string           `json:"state"` // starting, running, error, stopped
+	Error       string           `json:"error,omitempty"`
+	Watermark   string           `json:"watermark,omitempty"`
+	OpenWindows int              `json:"open_windows"`
+	In          int64            `json:"records_in"`
+	Out         int64            `json:"records_out"`
+	Late        int64            `json:"records_late"`
+	Filtered    int64            `json:"records_filtered"`
+	Skipped     map[string]int64 `json:"skipped,omitempty"`
+	BehindMs    int64            `json:"millis_behind_latest"`
+	// Recent holds the newest results, oldest first.
+	Recent []json.RawMessage `json:"recent"`
+}
+
+func fingerprint(q QueryConfig) string {
+	return fmt.Sprintf("%s\x00%s\x00%d", strings.TrimSpace(q.SQL), q.EventTime, q.AllowedLateness.Milliseconds())
+}
+
+// NewRunner validates q and restores its saved state, reconciling any
+// results that were in flight when the process stopped. It reads nothing
+// yet; Start does.
+func NewRunner(ctx context.Context, q QueryConfig, o RunnerOptions) (*Runner, error) {
+	plan, err := q.Normalize("query " + q.Name)
+	if err != nil {
+		return nil, err
+	}
+	if o.SaveInterval <= 0 {
+		o.SaveInterval = DefaultSaveInterval
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Idle <= 0 {
+		o.Idle = time.Second
+	}
+	r := &Runner{cfg: q, plan: plan, opts: o, log: o.Logger.With("query", q.Name),
+		group: "analytics-" + q.Name, path: statePath(o.StateDir, q.Name), fp: fingerprint(q),
+		leases: map[string]stream.Lease{}, checkpointed: map[string]string{}, behind: map[string]int64{},
+		state: "starting", done: make(chan struct{})}
+	var ev []string
+	if q.EventTime != "" {
+		ev = strings.Split(q.EventTime, ".")
+	}
+	r.eng = NewEngine(plan, EngineOptions{Query: q.Name, EventTime: ev, Lateness: q.AllowedLateness.Duration,
+		IdleGrace: 2 * o.Idle})
+	if err := os.MkdirAll(o.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("analytics %s: state dir: %w", q.Name, err)
+	}
+	st, err := loadState(r.path)
+	if err != nil {
+		return nil, fmt.Errorf("analytics %s: %w", q.Name, err)
+	}
+	if st != nil {
+		es := st.Engine
+		if es == nil {
+			es = &EngineState{}
+		}
+		if st.Fingerprint != r.fp {
+			r.log.Warn("analytics: the query changed since its state was saved; open windows are dropped, progress is kept")
+			es = &EngineState{Watermark: es.Watermark, Shards: es.Shards}
+		}
+		if err := r.eng.Restore(es); err != nil {
+			return nil, fmt.Errorf("analytics %s: %w", q.Name, err)
+		}
+		for id, s := range es.Shards {
+			r.checkpointed[id] = s.Pos // the store's checkpoint is at most this; re-writing it is harmless
+		}
+		r.pending, r.outPos, r.unsure = st.Pending, st.OutPos, len(st.Pending) > 0
+		r.lastStats = r.eng.Stats()
+		if err := r.flush(ctx); err != nil {
+			r.log.Warn("analytics: results from before the restart are not all written yet; will retry", "err", err)
+		}
+	}
+	return r, nil
+}
+
+// Plan returns the compiled query.
+func (r *Runner) Plan() *Plan { return r.plan }
+
+// Config returns the query's normalized config.
+func (r *Runner) Config() QueryConfig { return r.cfg }
+
+// Start runs the query until ctx ends or Stop is called.
+func (r *Runner) Start(ctx context.Context) {
+	ctx, r.cancel = context.WithCancel(ctx)
+	go r.loop(ctx)
+}
+
+// Stop stops reading, saves the state, and waits (up to ctx) for the end.
+func (r *Runner) Stop(ctx context.Context) error {
+	if r.cancel == nil {
+		return nil
+	}
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return fmt.Errorf("analytics %s: stop: %w", r.cfg.Name, ctx.Err())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.state = "stopped"
+	if r.dirty {
+		return r.save()
+	}
+	return nil
+}
+
+func (r *Runner) setErr(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		r.errMsg, r.state = "", "running"
+		return
+	}
+	r.errMsg, r.state = err.Error(), "error"
+}
+
+func (r *Runner) loop(ctx context.Context) {
+	defer close(r.done)
+	backoff := time.Second
+	for ctx.Err() == nil {
+		if d, err := r.opts.Store.DescribeStream(r.plan.Source); err != nil {
+			r.setErr(fmt.Errorf("source stream %q: %w", r.plan.Source, err))
+		} else {
+			r.mu.Lock()
+			for _, sh := range d.Shards {
+				if sh.Open() {
+					r.eng.Track(sh.ShardID)
+				}
+			}
+			r.mu.Unlock()
+			r.setErr(nil)
+			err = r.opts.Store.Consume(ctx, stream.ConsumerConfig{Group: r.group, Stream: r.plan.Source,
+				StartAtLatest: r.cfg.StartAtLatest, Idle: r.opts.Idle}, r.handle)
+			if ctx.Err() != nil {
+				return
+			}
+			r.setErr(fmt.Errorf("consume %q: %w", r.plan.Source, err))
+		}
+		r.log.Warn("analytics: query is not running; retrying", "err", r.Status().Error, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// handle is the consumer function: it applies a batch, and saves, emits
+// and checkpoints when windows closed or the save interval passed.
+func (r *Runner) handle(ctx context.Context, b stream.ShardBatch) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.opts.Now()
+	r.leases[b.ShardID] = b.Lease
+	r.behind[b.ShardID] = b.MillisBehindLatest
+	before := r.eng.Position(b.ShardID)
+	r.eng.Process(b.ShardID, b.Records)
+	if b.Ended {
+		r.eng.EndShard(b.ShardID)
+	} else if len(b.Records) == 0 {
+		r.eng.Idle(b.ShardID, now)
+	}
+	if r.eng.Position(b.ShardID) != before || b.Ended {
+		r.dirty = true
+	}
+	for _, e := range r.eng.Take() {
+		r.enqueue(e, now)
+		r.dirty = true
+	}
+	r.account()
+	if len(r.pending) > 0 || b.Ended || (r.dirty && now.Sub(r.lastSave) >= r.opts.SaveInterval) {
+		if err := r.save(); err != nil {
+			return err
+		}
+		if err := r.flush(ctx); err != nil {
+			return err
+		}
+		r.checkpoint()
+	}
+	return nil
+}
+
+// enqueue turns an engine emit into an outbox record.
+func (r *Runner) enqueue(e Emit, now time.Time) {
+	if !e.Late {
+		r.pending = append(r.pending, pendingOut{Stream: r.cfg.Output, Key: r.cfg.Name, Data: e.Data})
+		r.recent = append(r.recent, json.RawMessage(e.Data))
+		if len(r.recent) > r.cfg.Recent {
+			r.recent = r.recent[len(r.recent)-r.cfg.Recent:]
+		}
+		return
+	}
+	wm := "none"
+	if e.WM != math.MinInt64 {
+		wm = formatMillis(e.WM)
+	}
+	b := make([]byte, 0, 160+len(e.Data)*4/3)
+	b = append(b, `{"source":"analytics","topic":`...)
+	b = appendJSONString(b, r.plan.Source+"/"+e.Shard+"/"+e.Seq)
+	b = append(b, `,"reason":`...)
+	b = appendJSONString(b, fmt.Sprintf("late for query %s: event time %s is behind the watermark %s", r.cfg.Name, formatMillis(e.Time), wm))
+	b = append(b, `,"data_b64":"`...)
+	b = base64.StdEncoding.AppendEncode(b, e.Data)
+	b = append(b, `","ts":"`...)
+	b = append(b, formatMillis(now.UnixMilli())...)
+	b = append(b, `"}`...)
+	r.pending = append(r.pending, pendingOut{Stream: r.cfg.LateOutput, Key: "analytics", Data: b})
+}
+
+// account moves the engine's counters into the metrics.
+func (r *Runner) account() {
+	s := r.eng.Stats()
+	m, q := r.opts.Metrics, r.cfg.Name
+	m.in.WithLabelValues(q).Add(float64(s.In - r.lastStats.In))
+	m.out.WithLabelValues(q).Add(float64(s.Out - r.lastStats.Out))
+	m.late.WithLabelValues(q).Add(float64(s.Late - r.lastStats.Late))
+	for k, v := range s.Skipped {
+		if d := v - r.lastStats.Skipped[k]; d > 0 {
+			m.skipped.WithLabelValues(q, k).Add(float64(d))
+		}
+	}
+	r.lastStats = s
+	var behind int64
+	for _, v := range r.behind {
+		behind = max(behind, v)
+	}
+	m.behind.WithLabelValues(q).Set(float64(behind))
+	m.open.WithLabelValues(q).Set(float64(r.eng.OpenWindows()))
+	if wm := r.eng.Watermark(); wm != math.MinInt64 {
+		m.watermark.WithLabelValues(q).Set(float64(wm) / 1000)
+	}
+}
+
+// save writes the engine and the outbox. When the outbox was empty, it
+// first notes the output shards' positions, so that a restart can tell
+// which of the pending records are already in their streams.
+func (r *Runner) save() error {
+	if len(r.pending) > 0 && r.outPos == nil {
+		pos := map[string]map[string]string{}
+		for _, p := range r.pending {
+			if pos[p.Stream] != nil {
+				continue
+			}
+			d, err := r.opts.Store.DescribeStream(p.Stream)
+			if err != nil {
+				return fmt.Errorf("analytics %s: output stream %q: %w", r.cfg.Name, p.Stream, err)
+			}
+			pos[p.Stream] = map[string]string{}
+			for _, sh := range d.Shards {
+				seq, err := r.opts.Store.LastSequenceNumber(p.Stream, sh.ShardID)
+				if err != nil {
+					return fmt.Errorf("analytics %s: output stream %q: %w", r.cfg.Name, p.Stream, err)
+				}
+				pos[p.Stream][sh.ShardID] = seq
+			}
+		}
+		r.outPos = pos
+	}
+	es, err := r.eng.Snapshot()
+	if err != nil {
+		return fmt.Errorf("analytics %s: %w", r.cfg.Name, err)
+	}
+	st := &stateFile{Version: stateVersion, Query: r.cfg.Name, Fingerprint: r.fp, Engine: es,
+		Pending: r.pending, OutPos: r.outPos}
+	if err := saveState(r.path, st); err != nil {
+		return fmt.Errorf("analytics %s: %w", r.cfg.Name, err)
+	}
+	r.dirty = false
+	r.lastSave = r.opts.Now()
+	return nil
+}
+
+// reconcile drops from the outbox what is already in the output streams
+// after the positions noted when the outbox was first saved.
+func (r *Runner) reconcile(ctx context.Context) error {
+	have := map[string]map[string]int{}
+	for name, shards := range r.outPos {
+		d, err := r.opts.Store.DescribeStream(name)
+		if err != nil {
+			return fmt.Errorf("reconcile %q: %w", name, err)
+		}
+		set := map[string]int{}
+		for _, sh := range d.Shards {
+			after := shards[sh.ShardID]
+			for {
+				rr, err := r.opts.Store.Read(ctx, stream.ReadRequest{Stream: name, ShardID: sh.ShardID, After: after, Limit: 1000})
+				if err != nil {
+					return fmt.Errorf("reconcile %q: %w", name, err)
+				}
+				for _, rec := range rr.Records {
+					set[string(rec.Data)]++
+				}
+				if len(rr.Records) == 0 {
+					break
+				}
+				after = rr.Records[len(rr.Records)-1].SequenceNumber
+			}
+		}
+		have[name] = set
+	}
+	keep := r.pending[:0]
+	dropped := 0
+	for _, p := range r.pending {
+		if set := have[p.Stream]; set != nil && set[string(p.Data)] > 0 {
+			set[string(p.Data)]--
+			dropped++
+			continue
+		}
+		keep = append(keep, p)
+	}
+	r.pending = keep
+	if dropped > 0 {
+		r.log.Info("analytics: results already written before the restart are not written again", "records", dropped)
+	}
+	return nil
+}
+
+// flush puts the outbox into its streams in order. On failure the rest
+// stays in the outbox (in memory and in the saved file) for the next try.
+func (r *Runner) flush(ctx context.Context) error {
+	if len(r.pending) == 0 {
+		r.outPos, r.unsure = nil, false
+		return nil
+	}
+	if r.unsure {
+		if err := r.reconcile(ctx); err != nil {
+			return err
+		}
+		r.unsure = false
+	}
+	for len(r.pending) > 0 {
+		name := r.pending[0].Stream
+		n, size := 0, 0
+		for n < len(r.pending) && n < stream.MaxBatchRecords && r.pending[n].Stream == name {
+			sz := len(r.pending[n].Data) + len(r.pending[n].Key)
+			if n > 0 && size+sz > stream.MaxBatchBytes {
+				break
+			}
+			size += sz
+			n++
+		}
+		entries := make([]stream.Entry, n)
+		for i := range entries {
+			entries[i] = stream.Entry{PartitionKey: r.pending[i].Key, Data: r.pending[i].Data}
+		}
+		res, err := r.opts.Store.PutBatch(ctx, name, entries)
+		if err != nil {
+			r.unsure = true
+			return fmt.Errorf("analytics %s: put %d results to %q: %w", r.cfg.Name, n, name, err)
+		}
+		// Keep the outbox in order: stop at the first failed record.
+		ok := 0
+		for ok < len(res) && res[ok].Err == nil {
+			ok++
+		}
+		if ok < len(res) {
+			// Records after the failed one may have been written: reconcile first next time.
+			failed := res[ok].Err
+			r.pending = r.pending[ok:]
+			r.unsure = true
+			return fmt.Errorf("analytics %s: put result to %q: %w", r.cfg.Name, name, failed)
+		}
+		r.pending = r.pending[n:]
+	}
+	r.pending, r.outPos = nil, nil
+	r.dirty = true // the saved file still lists the outbox; the next save clears it
+	return nil
+}
+
+// checkpoint moves the store's checkpoints up to the saved positions.
+func (r *Runner) checkpoint() {
+	for id, lease := range r.leases {
+		pos := r.eng.Position(id)
+		if pos == "" || pos == r.checkpointed[id] {
+			continue
+		}
+		if err := r.opts.Store.Checkpoint(lease, r.group, r.plan.Source, id, pos); err != nil {
+			if !errors.Is(err, stream.ErrLeaseLost) {
+				r.log.Warn("analytics: checkpoint", "shard", id, "err", err)
+			}
+			continue
+		}
+		r.checkpointed[id] = pos
+	}
+}
+
+// Status returns the query's live state.
+func (r *Runner) Status() QueryStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.eng.Stats()
+	qs := QueryStatus{Name: r.cfg.Name, SQL: r.plan.SQL, Source: r.plan.Source, Output: r.cfg.Output,
+		Window: describeWindow(r.plan.Window), Columns: r.plan.Columns, EventTime: r.cfg.EventTime,
+		LatenessMs: r.cfg.AllowedLateness.Milliseconds(), State: r.state, Error: r.errMsg,
+		OpenWindows: r.eng.OpenWindows(), In: s.In, Out: s.Out, Late: s.Late, Filtered: s.Filtered,
+		Recent: append([]json.RawMessage{}, r.recent...)}
+	if len(s.Skipped) > 0 {
+		qs.Skipped = s.Skipped
+	}
+	if wm := r.eng.Watermark(); wm != math.MinInt64 {
+		qs.Watermark = formatMillis(wm)
+	}
+	for _, v := range r.behind {
+		qs.BehindMs = max(qs.BehindMs, v)
+	}
+	return qs
+}
+
+func describeWindow(w Window) string {
+	d := func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() }
+	switch w.Kind {
+	case Tumbling:
+		return "tumbling " + d(w.Size)
+	case Hopping:
+		return "hopping " + d(w.Size) + " every " + d(w.Slide)
+	case Session:
+		return "session gap " + d(w.Gap)
+	}
+	return ""
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kaiten-edge/kaiten/gateway/analytics"
+	"github.com/kaiten-edge/kaiten/gateway/app"
+	"github.com/kaiten-edge/kaiten/gateway/config"
+)
+
+// Edge analytics: continuous SQL queries over the streams. Config section
+// "analytics" (see gateway/analytics/sample.yaml); with no section the demo
+// query plates_taken_per_minute runs over stream plates into plate-stats.
+// Admin endpoint: GET/POST /api/queries, GET/DELETE /api/queries/{name}.
+// Live results are on the status board under "analytics".
+func init() {
+	var cfg analytics.Config
+	app.Register(app.Component{
+		Name:  "analytics",
+		Order: 30, // after the sources, before the dashboard (Order 50) reads the board
+		Decode: func(node *yaml.Node) error {
+			if err := config.Decode("analytics", node, &cfg); err != nil {
+				return err
+			}
+			return cfg.Validate()
+		},
+		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
+			if cfg.Queries == nil { // Decode was not called (no config loading)
+				if err := cfg.Validate(); err != nil {
+					return nil, err
+				}
+			}
+			if cfg.Disabled {
+				env.Logger.Info("analytics disabled")
+				return nil, nil
+			}
+			dir := cfg.StateDir
+			if dir == "" {
+				dir = filepath.Join(env.DataDir, "analytics")
+			}
+			m := analytics.NewManager(analytics.RunnerOptions{Store: env.Store, StateDir: dir,
+				SaveInterval: cfg.SaveInterval.Duration, Metrics: analytics.NewMetrics(env.Metrics),
+				Logger: env.Logger.With("component", "analytics")})
+			if err := m.Start(ctx, *cfg.Queries); err != nil {
+				_ = m.Stop(context.Background())
+				return nil, err
+			}
+			m.Register(env.Mux)
+			env.Status.Set("analytics", m.BoardStatus)
+			return m.Stop, nil
+		},
+	})
+}
