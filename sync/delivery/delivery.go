@@ -281,7 +281,10 @@ func (d *DeliveryStream) Run(ctx context.Context) error {
 	wait := time.Second
 	for {
 		err := d.store.Consume(ctx, stream.ConsumerConfig{
-			Group: d.cfg.Name, Stream: d.cfg.Stream, StartAtLatest: d.cfg.StartAtLatest,
+			// One process holds a data directory, so a fixed owner is safe and
+			// lets a restarted gateway take its leases back at once instead
+			// of waiting for the dead process's leases to expire.
+			Group: d.cfg.Name, Stream: d.cfg.Stream, Owner: "sync-" + d.cfg.Name, StartAtLatest: d.cfg.StartAtLatest,
 			Limit: d.cfg.ReadLimit, Idle: idle, LeaseTTL: leaseTTL,
 		}, d.handle)
 		if ctx.Err() != nil {

@@ -26,7 +26,7 @@ var (
 func init() {
 	app.Register(app.Component{
 		Name:  "sync",
-		Order: 60,
+		Order: 40, // before the dashboard (50), so the sync status is on the board
 		Flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&syncOff, "no-sync", false, "start no delivery stream (overrides the sync section)")
 		},
