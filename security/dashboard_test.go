@@ -1,0 +1,96 @@
+package security
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/kaiten-edge/kaiten/internal/testutil"
+)
+
+const dashToken = "dash-token-5c0e1b27"
+
+func get(t *testing.T, u string, hdr http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestDashboardToken checks that with dashboard.token set every dashboard
+// API and the websocket refuse a missing or wrong token and accept the
+// right one as a bearer header, a query parameter or the cookie the page
+// sets, while the page itself loads (it asks for the token).
+func TestDashboardToken(t *testing.T) {
+	d := daemon(t, fmt.Sprintf("dashboard:\n  token: %s\n  max_clients: 2\n", dashToken))
+	base := "http://" + d.HTTPAddr
+
+	if st, _ := get(t, base+"/", nil); st != http.StatusOK {
+		t.Fatalf("page: %d", st)
+	}
+	for _, api := range []string{"/api/dashboard/store", "/api/dashboard/gateway", "/api/dashboard/streams", "/api/dashboard/auth"} {
+		if st, _ := get(t, base+api, nil); st != http.StatusUnauthorized {
+			t.Errorf("%s without token: %d, want 401", api, st)
+		}
+		if st, _ := get(t, base+api, http.Header{"Authorization": {"Bearer wrong-token-123"}}); st != http.StatusUnauthorized {
+			t.Errorf("%s with a wrong token: %d, want 401", api, st)
+		}
+		if st, _ := get(t, base+api+"?token="+dashToken[:len(dashToken)-1], nil); st != http.StatusUnauthorized {
+			t.Errorf("%s with a token prefix: %d, want 401", api, st)
+		}
+		if st, _ := get(t, base+api, http.Header{"Cookie": {"kaiten_dashboard=nope-nope-nope"}}); st != http.StatusUnauthorized {
+			t.Errorf("%s with a wrong cookie: %d, want 401", api, st)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	testutil.WaitFor(t, 15*time.Second, func() error { // the first push fills the views
+		if st, b := get(t, base+"/api/dashboard/store", http.Header{"Authorization": {"Bearer " + dashToken}}); st != http.StatusOK {
+			return fmt.Errorf("bearer: %d %s", st, b)
+		}
+		return nil
+	})
+	if st, _ := get(t, base+"/api/dashboard/streams?token="+url.QueryEscape(dashToken), nil); st != http.StatusOK {
+		t.Errorf("query token: %d", st)
+	}
+	if st, _ := get(t, base+"/api/dashboard/gateway", http.Header{"Cookie": {"kaiten_dashboard=" + dashToken}}); st != http.StatusOK {
+		t.Errorf("cookie: %d", st)
+	}
+
+	ws := "ws://" + d.HTTPAddr + "/ws?topics=gateway"
+	if c, resp, err := websocket.DefaultDialer.Dial(ws, nil); err == nil {
+		c.Close()
+		t.Fatal("websocket without token was accepted")
+	} else if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("websocket without token: %v %v", resp, err)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(ws+"&token=wrong-token-123", nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("websocket with a wrong token: want 401, got %v %v", resp, err)
+	}
+	c, _, err := websocket.DefaultDialer.Dial(ws+"&token="+url.QueryEscape(dashToken), nil)
+	if err != nil {
+		t.Fatalf("websocket with the token: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, msg, err := c.ReadMessage(); err != nil || len(msg) == 0 {
+		t.Fatalf("websocket with the token got no update: %v", err)
+	}
+}

@@ -1,0 +1,21 @@
+// Package security holds no code of its own: its tests attack a real kaiten
+// daemon (a child process built from gateway/cmd/kaiten) the way a hostile
+// client on the shop network would, and check that it refuses cleanly.
+//
+// What is tested (go test ./security/, part of make test):
+//
+//   - AWS Signature V4 on the Kinesis API with configured access keys:
+//     unknown key, wrong secret, tampered body, missing signature, a date
+//     outside the 5-minute window, a captured request replayed once the
+//     window has passed, an expired presigned URL. Each is refused with the
+//     AWS error code a real SDK understands.
+//   - The dashboard token on its APIs and websocket.
+//   - MQTT over TLS to a real mosquitto that requires a client
+//     certificate (certificates made by the test with crypto/x509); a
+//     gateway given the wrong CA does not connect.
+//   - Size and count limits: request body, record size, partition key,
+//     records per request, MQTT payload, websocket clients.
+//   - No secret in any log line: the daemon runs with an access key secret,
+//     a dashboard token and an MQTT password at debug level, is attacked,
+//     and its whole log is searched for each secret.
+package security
