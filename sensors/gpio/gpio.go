@@ -214,7 +214,9 @@ func (in *interpreter) edge(t time.Time, lvl pgpio.Level) (ev Event, ok bool) {
 		in.count++
 	case KindPulse:
 		if active {
-			in.start, in.inPulse = t, true
+			if !in.inPulse { // a repeated active edge does not restart the pulse
+				in.start, in.inPulse = t, true
+			}
 			return Event{}, false
 		}
 		if !in.inPulse {
