@@ -40,17 +40,22 @@ func (jsonCodec) decode(body []byte, v any) error {
 	if body[0] != '{' {
 		return errors.New("the request body must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return err
+	if in, ok := v.(*putRecordsInput); ok {
+		if fastPutRecords(body, in) {
+			return nil
+		}
+		*in = putRecordsInput{}
 	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON object")
-	}
-	return nil
+	return json.Unmarshal(body, v)
 }
 
+// jsonAppender is implemented by answers with a hand-written encoder.
+type jsonAppender interface{ appendJSON([]byte) []byte }
+
 func (jsonCodec) encode(v any) ([]byte, error) {
+	if a, ok := v.(jsonAppender); ok {
+		return a.appendJSON(make([]byte, 0, 4096)), nil
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

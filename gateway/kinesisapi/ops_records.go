@@ -9,7 +9,17 @@ import (
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
 
-func validEntry(v *validator, prefix string, pk *string, data []byte, hashKey *string) {
+// validEntry checks one record; prefix names it in messages ("" for
+// PutRecord, "records.N.member." for PutRecords) and is only built when a
+// check fails.
+func validEntry(v *validator, prefix func() string, pk *string, data []byte, hashKey *string) {
+	if pk != nil && len(*pk) >= 1 && len(*pk) <= stream.MaxPartitionKeyLen && data != nil && len(data) <= stream.MaxRecordSize && hashKey == nil {
+		return // the common case, valid at a glance (byte length bounds rune count)
+	}
+	validEntrySlow(v, prefix(), pk, data, hashKey)
+}
+
+func validEntrySlow(v *validator, prefix string, pk *string, data []byte, hashKey *string) {
 	if v.required(pk != nil, prefix+"partitionKey") {
 		v.str(pk, prefix+"partitionKey", 1, stream.MaxPartitionKeyLen, nil, "")
 	}
@@ -29,7 +39,7 @@ func deref(p *string) string {
 func (s *Server) putRecord(ctx context.Context, in *putRecordInput) (any, error) {
 	var v validator
 	v.ref(in.streamRef)
-	validEntry(&v, "", in.PartitionKey, in.Data, in.ExplicitHashKey)
+	validEntry(&v, func() string { return "" }, in.PartitionKey, in.Data, in.ExplicitHashKey)
 	v.seq(in.SequenceNumberForOrdering, "sequenceNumberForOrdering")
 	if err := v.err(); err != nil {
 		return nil, err
@@ -72,7 +82,7 @@ func (s *Server) putRecords(ctx context.Context, in *putRecordsInput) (any, erro
 	for i := range in.Records {
 		e := &in.Records[i]
 		if len(v.errs) < 10 { // AWS lists a handful, not hundreds
-			validEntry(&v, fmt.Sprintf("records.%d.member.", i+1), e.PartitionKey, e.Data, e.ExplicitHashKey)
+			validEntry(&v, func() string { return fmt.Sprintf("records.%d.member.", i+1) }, e.PartitionKey, e.Data, e.ExplicitHashKey)
 		}
 		total += len(e.Data) + len(deref(e.PartitionKey))
 	}

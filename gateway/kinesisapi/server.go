@@ -200,7 +200,7 @@ func (s *Server) serve(r *http.Request, c codec, name string, fn opFunc) (any, e
 	if r.ContentLength > int64(s.cfg.MaxBodyBytes) {
 		return nil, s.tooLarge()
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, int64(s.cfg.MaxBodyBytes)))
+	body, err := readBody(r, int64(s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -216,6 +216,20 @@ func (s *Server) serve(r *http.Request, c codec, name string, fn opFunc) (any, e
 		return nil, &apiError{Status: http.StatusBadRequest, Type: ExUnknownOperation}
 	}
 	return fn(s, r.Context(), c, body)
+}
+
+// readBody reads the whole body, at most max bytes, in one allocation
+// when the length is known.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	rd := http.MaxBytesReader(nil, r.Body, max)
+	if n := r.ContentLength; n > 0 && n <= max {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(rd)
 }
 
 func (s *Server) tooLarge() error {
