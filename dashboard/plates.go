@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"encoding/json"
 	"math"
 	"sort"
 	"sync"
@@ -116,10 +115,15 @@ type Plates struct {
 	lanes   map[string]bool
 	// live counts events handled with live set, by event and plate type,
 	// for Prometheus; records, bad count everything handled.
-	live    map[[2]string]int64
-	records int64
-	bad     int64
-	latest  time.Time // newest arrival seen
+	live map[[2]string]int64
+	// beltType and beltLane count the plates in plates by type and lane,
+	// kept up to date on every change so that View need not walk plates.
+	beltType  map[string]int
+	beltLane  map[string]int
+	lastSweep time.Time
+	records   int64
+	bad       int64
+	latest    time.Time // newest arrival seen
 }
 
 // NewPlates returns an empty aggregation.
@@ -131,7 +135,7 @@ func NewPlates(opts PlatesOptions) *Plates {
 	}
 	p := &Plates{opts: opts, buckets: make([]minuteBucket, n), plates: map[string]plateState{},
 		sensors: map[string]*sensorState{}, types: map[string]bool{}, lanes: map[string]bool{},
-		live: map[[2]string]int64{}}
+		live: map[[2]string]int64{}, beltType: map[string]int{}, beltLane: map[string]int{}}
 	for i := range p.buckets {
 		p.buckets[i].minute = -1
 	}
@@ -152,7 +156,7 @@ func (p *Plates) Add(recs []stream.Record, live bool) {
 func (p *Plates) add(r *stream.Record, live bool) {
 	p.records++
 	var m plateMsg
-	if err := json.Unmarshal(r.Data, &m); err != nil {
+	if err := parsePlate(r.Data, &m); err != nil {
 		p.bad++
 		return
 	}
@@ -210,10 +214,49 @@ func (p *Plates) add(r *stream.Record, live bool) {
 		p.live[[2]string{eventNames[ev], typ}]++
 	}
 	if m.PlateID != "" {
-		if ev == evTaken {
-			delete(p.plates, m.PlateID)
-		} else if _, ok := p.plates[m.PlateID]; ok || len(p.plates) < maxPlates {
-			p.plates[m.PlateID] = plateState{typ: typ, lane: lane, last: at}
+		old, had := p.plates[m.PlateID]
+		switch {
+		case ev == evTaken:
+			if had {
+				p.offBelt(m.PlateID, old)
+			}
+		case had:
+			if at.Before(old.last) {
+				at = old.last
+			}
+			p.beltType[old.typ]--
+			p.beltLane[old.lane]--
+			p.onBelt(m.PlateID, plateState{typ: typ, lane: lane, last: at})
+		case len(p.plates) < maxPlates:
+			p.onBelt(m.PlateID, plateState{typ: typ, lane: lane, last: at})
+		}
+	}
+}
+
+func (p *Plates) onBelt(id string, ps plateState) {
+	p.plates[id] = ps
+	p.beltType[ps.typ]++
+	p.beltLane[ps.lane]++
+}
+
+func (p *Plates) offBelt(id string, ps plateState) {
+	delete(p.plates, id)
+	p.beltType[ps.typ]--
+	p.beltLane[ps.lane]--
+}
+
+// plateSweep is how often View looks for plates past PlateTTL.
+const plateSweep = 10 * time.Second
+
+func (p *Plates) sweep(now time.Time) {
+	if now.Sub(p.lastSweep) < plateSweep && !now.Before(p.lastSweep) {
+		return
+	}
+	p.lastSweep = now
+	cutoff := now.Add(-p.opts.PlateTTL)
+	for id, ps := range p.plates {
+		if ps.last.Before(cutoff) {
+			p.offBelt(id, ps)
 		}
 	}
 }
@@ -322,7 +365,7 @@ type StoreView struct {
 }
 
 // View computes the store view at now. It also expires plates not seen for
-// PlateTTL.
+// PlateTTL (looking at most every 10 s).
 func (p *Plates) View(now time.Time) StoreView {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -394,15 +437,17 @@ func (p *Plates) View(now time.Time) StoreView {
 			v.PassedPerMinute[t] = make([]int64, n)
 		}
 	}
-	cutoff := now.Add(-o.PlateTTL)
-	for id, ps := range p.plates {
-		if ps.last.Before(cutoff) {
-			delete(p.plates, id)
-			continue
+	p.sweep(now)
+	for t, n := range p.beltType {
+		if n > 0 {
+			getType(t).OnBelt = n
+			v.OnBelt += n
 		}
-		getType(ps.typ).OnBelt++
-		getLane(ps.lane).OnBelt++
-		v.OnBelt++
+	}
+	for l, n := range p.beltLane {
+		if n > 0 {
+			getLane(l).OnBelt = n
+		}
 	}
 	// Rates: the current minute is partial, so divide by the time the
 	// window really covers.

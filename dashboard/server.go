@@ -112,10 +112,10 @@ func (s *Server) Start(ctx context.Context) {
 	history := s.cfg.History.Duration
 	now := s.deps.Now
 	followers := []*follower{
-		{store: s.deps.Store, stream: s.cfg.PlatesStream, log: s.log,
+		{store: s.deps.Store, stream: s.cfg.PlatesStream, log: s.log, gap: followGap, limit: 2000,
 			since: func() time.Time { return now().Add(-history) },
 			fn:    func(_ string, recs []stream.Record, live bool) { s.plates.Add(recs, live) }},
-		{store: s.deps.Store, stream: s.cfg.DeadLetterStream, log: s.log,
+		{store: s.deps.Store, stream: s.cfg.DeadLetterStream, log: s.log, gap: followGap,
 			since: func() time.Time { return now().Add(-history) },
 			fn:    func(_ string, recs []stream.Record, live bool) { s.dead.Add(recs, live) }},
 	}
@@ -159,6 +159,10 @@ func (s *Server) Stop(ctx context.Context) error {
 		return fmt.Errorf("dashboard: stop: %w", ctx.Err())
 	}
 }
+
+// followGap is the least time between two reads of one shard by the
+// dashboard's followers (see follower.gap): well under the push interval.
+const followGap = 100 * time.Millisecond
 
 // envelope is every websocket message: {"type":"store","data":{...}}.
 type envelope struct {

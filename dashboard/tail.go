@@ -122,7 +122,7 @@ func (s *Server) onTopic(topic string, active bool) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	t = &tail{name: name, cancel: cancel, done: make(chan struct{})}
 	s.tails[name] = t
-	f := &follower{store: s.deps.Store, stream: name, log: s.log, limit: tailBatch * 4,
+	f := &follower{store: s.deps.Store, stream: name, log: s.log, limit: 2000, gap: tailFlush,
 		fn: func(shardID string, recs []stream.Record, _ bool) { t.add(shardID, recs) }}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); defer close(t.done); f.run(ctx) }()

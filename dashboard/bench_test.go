@@ -1,0 +1,126 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kaiten-edge/kaiten/gateway/stream"
+)
+
+// ingest writes plate events into st from 4 writers for d and returns
+// records per second.
+func ingest(t testing.TB, st *stream.Store, d time.Duration) float64 {
+	t.Helper()
+	const writers, batch = 4, 100
+	types := []string{"salmon", "tuna", "ebi", "tamago", "unagi", "inari", "kappa-maki", "ikura"}
+	events := []string{"placed", "passed", "passed", "taken"}
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			es := make([]stream.Entry, batch)
+			n := 0
+			for time.Now().Before(deadline) {
+				for i := range es {
+					n++
+					lane := strconv.Itoa(1 + (w*batch+i)%6)
+					es[i] = stream.Entry{PartitionKey: "demo-store/" + lane,
+						Data: plateJSON(lane, types[n%len(types)], events[n%len(events)], fmt.Sprintf("p-%d-%d", w, n/4), "lane"+lane+"-ir1")}
+				}
+				res, err := st.PutBatch(context.Background(), "plates", es)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, r := range res {
+					if r.Err == nil {
+						total.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(total.Load()) / time.Since(start).Seconds()
+}
+
+// TestBenchReport measures ingest throughput with no dashboard and with a
+// dashboard serving 50 websocket clients (all on the store and gateway
+// views, 10 of them also tailing the plates stream), in the same process,
+// alternating the two sides so that drift on a shared machine hits both.
+// The target (issue 6) is a ratio of at least 0.9.
+// Run with `make bench` (KAITEN_BENCH=1).
+func TestBenchReport(t *testing.T) {
+	if os.Getenv("KAITEN_BENCH") == "" {
+		return
+	}
+	const clients, phase, rounds = 50, 4 * time.Second, 5
+	var base, with []float64
+	var received atomic.Int64
+	var drops int64
+	for r := 0; r < rounds; r++ {
+		st := openStore(t)
+		base = append(base, ingest(t, st, phase))
+
+		st2 := openStore(t)
+		rg := startRig(t, st2, Config{})
+		var conns sync.WaitGroup
+		var cs []interface{ Close() error }
+		for i := 0; i < clients; i++ {
+			q := "?topics=store,gateway"
+			if i < 10 {
+				q += ",tail/plates"
+			}
+			ws, _, err := rg.dial(q, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs = append(cs, ws)
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				for {
+					if _, _, err := ws.ReadMessage(); err != nil {
+						return
+					}
+					received.Add(1)
+				}
+			}()
+		}
+		with = append(with, ingest(t, st2, phase))
+		drops += rg.srv.hub.Dropped()
+		for _, c := range cs {
+			c.Close()
+		}
+		conns.Wait()
+	}
+	med := func(xs []float64) float64 {
+		s := append([]float64(nil), xs...)
+		sort.Float64s(s)
+		return s[len(s)/2]
+	}
+	ratios := make([]float64, rounds)
+	for i := range ratios {
+		ratios[i] = with[i] / base[i]
+	}
+	b, w := med(base), med(with)
+	fmt.Printf("BENCH dashboard_ingest_no_dashboard %.0f records/s\n", b)
+	fmt.Printf("BENCH dashboard_ingest_50_ws_clients %.0f records/s\n", w)
+	fmt.Printf("BENCH dashboard_ws_messages_received %.0f messages/s\n", float64(received.Load())/(rounds*phase.Seconds()))
+	fmt.Printf("BENCH dashboard_ws_clients_dropped %d clients\n", drops)
+	// The ratio is the median of the rounds' ratios: each round runs both
+	// sides back to back, which cancels most of a shared machine's drift.
+	fmt.Printf("RATIO dashboard_ingest_50_ws_clients_vs_none %.3f\n", med(ratios))
+	t.Logf("rounds: without %v, with %v", base, with)
+}
