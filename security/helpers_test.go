@@ -283,3 +283,12 @@ func (m *tlsMosquitto) Log() string {
 	b, _ := os.ReadFile(m.log)
 	return string(b)
 }
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

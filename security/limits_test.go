@@ -1,0 +1,188 @@
+package security
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
+
+	"github.com/kaiten-edge/kaiten/internal/testutil"
+)
+
+// readStream returns every record of a stream through the Kinesis API.
+func readStream(t *testing.T, c *kinesis.Client, name string) []types.Record {
+	t.Helper()
+	ctx := ctxT(t)
+	shards, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []types.Record
+	for _, sh := range shards.Shards {
+		it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(name),
+			ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			t.Fatal(err)
+		}
+		iter := it.ShardIterator
+		for iter != nil {
+			out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, out.Records...)
+			if len(out.Records) == 0 {
+				break
+			}
+			iter = out.NextShardIterator
+		}
+	}
+	return all
+}
+
+// TestLimits checks the size and count limits the gateway has, with their
+// defaults, on a daemon with the default config (loopback-only Kinesis API,
+// embedded MQTT broker) plus a small websocket client cap.
+func TestLimits(t *testing.T) {
+	d := daemon(t, "dashboard:\n  max_clients: 2\n")
+	ctx := ctxT(t)
+	c := kinesisClient(d.HTTPAddr, "AKIDANY", "any")
+
+	t.Run("kinesis body over 8MiB", func(t *testing.T) {
+		body := `{"StreamName":"plates","PartitionKey":"k","Data":"` + strings.Repeat("A", 8<<20) + `"}`
+		req, _ := http.NewRequest(http.MethodPost, "http://"+d.HTTPAddr+"/", strings.NewReader(body))
+		req.Header.Set("X-Amz-Target", "Kinesis_20131202.PutRecord")
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, typ, _ := awsError(t, resp); st != http.StatusRequestEntityTooLarge || typ != "RequestEntityTooLargeException" {
+			t.Fatalf("got %d %s", st, typ)
+		}
+		// Chunked (no Content-Length): the cap holds while reading.
+		req, _ = http.NewRequest(http.MethodPost, "http://"+d.HTTPAddr+"/", struct{ *strings.Reader }{strings.NewReader(body)})
+		req.Header.Set("X-Amz-Target", "Kinesis_20131202.PutRecord")
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, typ, _ := awsError(t, resp); st != http.StatusRequestEntityTooLarge || typ != "RequestEntityTooLargeException" {
+			t.Fatalf("chunked: got %d %s", st, typ)
+		}
+	})
+	t.Run("record over 1MiB", func(t *testing.T) {
+		_, err := c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("gpio"), PartitionKey: aws.String("k"),
+			Data: make([]byte, 1<<20+1)})
+		wantCode(t, err, "ValidationException")
+		if _, err := c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("gpio"), PartitionKey: aws.String("k"),
+			Data: make([]byte, 1<<20)}); err != nil {
+			t.Fatalf("a record of exactly 1 MiB: %v", err)
+		}
+	})
+	t.Run("partition key", func(t *testing.T) {
+		_, err := c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("gpio"),
+			PartitionKey: aws.String(strings.Repeat("k", 257)), Data: []byte("x")})
+		wantCode(t, err, "ValidationException")
+		// 256 characters of two bytes each: within the limit, which counts
+		// Unicode characters as Kinesis does.
+		if _, err := c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("gpio"),
+			PartitionKey: aws.String(strings.Repeat("é", 256)), Data: []byte("x")}); err != nil {
+			t.Fatalf("256 two-byte characters: %v", err)
+		}
+	})
+	t.Run("records per request", func(t *testing.T) {
+		recs := make([]types.PutRecordsRequestEntry, 501)
+		for i := range recs {
+			recs[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String("k"), Data: []byte("x")}
+		}
+		_, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("gpio"), Records: recs})
+		wantCode(t, err, "ValidationException")
+	})
+	var before int
+	t.Run("mqtt payload over max_payload", func(t *testing.T) {
+		var st struct{ Mode string }
+		if err := statusBoard(d.HTTPAddr, "mqtt", &st); err != nil || st.Mode != "embedded" {
+			t.Fatalf("mqtt status: %+v %v", st, err)
+		}
+		broker := brokerAddr(t, d)
+		pub := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + broker).SetClientID("sec-limits"))
+		if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect: %v", tok.Error())
+		}
+		defer pub.Disconnect(100)
+		before = len(readStream(t, c, "plates"))
+		big := []byte(`{"plate":"` + strings.Repeat("x", 300<<10) + `"}`) // default max_payload 256KiB
+		if tok := pub.Publish("store/demo-store/lane/1/plate", 1, false, big); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+		dead := readStream(t, c, "deadletter")
+		if len(dead) != 1 {
+			t.Fatalf("deadletter holds %d records, want 1", len(dead))
+		}
+		var dl struct {
+			Reason string `json:"reason"`
+		}
+		_ = json.Unmarshal(dead[0].Data, &dl)
+		if !strings.HasPrefix(dl.Reason, "payload_too_large") || len(dead[0].Data) > 128<<10 {
+			t.Fatalf("dead letter: reason %q, %d bytes", dl.Reason, len(dead[0].Data))
+		}
+		if n := len(readStream(t, c, "plates")); n != before {
+			t.Fatalf("plates went from %d to %d records", before, n)
+		}
+	})
+	t.Run("websocket clients", func(t *testing.T) {
+		ws := "ws://" + d.HTTPAddr + "/ws?topics=gateway"
+		var open []*websocket.Conn
+		defer func() {
+			for _, c := range open {
+				c.Close()
+			}
+		}()
+		for i := 0; i < 2; i++ {
+			c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			open = append(open, c)
+		}
+		testutil.WaitFor(t, 10*time.Second, func() error {
+			c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _, err = c.ReadMessage()
+			if websocket.IsCloseError(err, 1013) {
+				return nil
+			}
+			return fmt.Errorf("third client over max_clients 2: want close 1013, got %v", err)
+		})
+	})
+}
+
+// brokerAddr finds the embedded broker's address in the daemon's output.
+func brokerAddr(t *testing.T, d *testutil.Daemon) string {
+	t.Helper()
+	var addr string
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		for _, l := range strings.Split(d.Log(), "\n") {
+			if a, ok := strings.CutPrefix(strings.TrimSpace(l), "MQTT broker: tcp://"); ok {
+				addr = strings.Fields(a)[0]
+				return nil
+			}
+		}
+		return fmt.Errorf("no broker address in the daemon's output")
+	})
+	return addr
+}
