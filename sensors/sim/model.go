@@ -152,6 +152,8 @@ func (b *Belt) Step(now time.Time, dt time.Duration) [][]Message {
 	f := HourFactor(now.Hour())
 	sec := dt.Seconds()
 	ts := now.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	prefill := !b.inited
+	b.inited = true
 	for i, l := range b.lanes {
 		emit := func(topic string, v any) {
 			p, _ := json.Marshal(v)
@@ -178,6 +180,15 @@ func (b *Belt) Step(now time.Time, dt time.Duration) [][]Message {
 				_, bad := l.faulty[s]
 				emit(fmt.Sprintf("store/%s/lane/%s/sensor/%s/status", b.Store, l.name, s),
 					Heartbeat{Sensor: s, Lane: l.name, OK: !bad, TS: ts})
+			}
+		}
+		// A store that opens its doors already has plates going round.
+		if prefill {
+			for k := 0; k < max(3, int(float64(b.Capacity)*f*0.75)); k++ {
+				b.seq++
+				p := plate{id: fmt.Sprintf("p-%06d", b.seq), kind: b.pickType(), pos: b.rng.Float64()}
+				l.plates = append(l.plates, p)
+				ev(p, Placed, l.sensors[0])
 			}
 		}
 		// The kitchen places plates while there is room.
