@@ -73,7 +73,11 @@ type Engine struct {
 type shardPos struct {
 	Pos  string `json:"pos"`  // last sequence number applied
 	Max  int64  `json:"max"`  // newest time seen, unix ms; MinInt64 if none
-	Idle bool   `json:"idle"` // caught up: does not hold the watermark back
+	Idle bool   `json:"idle"` // caught up: holds the watermark only down to IdleMark
+	// IdleMark is the wall clock when the shard was last found idle, minus
+	// Lateness and IdleGrace (unix ms): a record appended later cannot be
+	// older than that.
+	IdleMark int64 `json:"idle_mark,omitempty"`
 	// Ended: a closed shard read to its end. Its position is kept so that
 	// a replay of it after a restart is still recognised.
 	Ended bool `json:"ended,omitempty"`
@@ -173,18 +177,15 @@ func (e *Engine) Process(shardID string, recs []stream.Record) {
 	}
 }
 
-// Idle tells the engine a shard is caught up at now. When every tracked
-// shard is idle, the watermark follows the wall clock (see IdleGrace).
+// Idle tells the engine a shard is caught up at wall-clock time now. An
+// idle shard holds the watermark back only to now minus Lateness minus
+// IdleGrace, so when traffic stops the last windows still close, and a
+// shard that was quiet cannot make another's records late.
 func (e *Engine) Idle(shardID string, now time.Time) {
 	sh := e.shard(shardID)
 	sh.Idle = true
-	for _, s := range e.shards {
-		if !s.Idle && !s.Ended {
-			e.advance()
-			return
-		}
-	}
-	e.setWatermark(now.UnixMilli() - e.opts.Lateness.Milliseconds() - e.opts.IdleGrace.Milliseconds())
+	sh.IdleMark = now.UnixMilli() - e.opts.Lateness.Milliseconds() - e.opts.IdleGrace.Milliseconds()
+	e.advance()
 }
 
 // EndShard forgets a closed shard that has been read to its end; it no
@@ -376,20 +377,28 @@ func (e *Engine) assignSession(ts int64) bool {
 	return true
 }
 
-// advance recomputes the watermark from the shards that are not idle.
+// advance recomputes the watermark: the lowest over the shards not ended
+// of (newest time seen minus Lateness), raised to IdleMark for idle ones.
 func (e *Engine) advance() {
 	low, any := int64(math.MaxInt64), false
 	for _, s := range e.shards {
-		if s.Idle || s.Ended {
+		if s.Ended {
 			continue
 		}
+		w := int64(math.MinInt64)
+		if s.Max != math.MinInt64 {
+			w = s.Max - e.opts.Lateness.Milliseconds()
+		}
+		if s.Idle {
+			w = max(w, s.IdleMark)
+		}
 		any = true
-		low = min(low, s.Max)
+		low = min(low, w)
 	}
 	if !any || low == math.MinInt64 {
 		return
 	}
-	e.setWatermark(low - e.opts.Lateness.Milliseconds())
+	e.setWatermark(low)
 }
 
 func (e *Engine) setWatermark(wm int64) {

@@ -220,8 +220,12 @@ func (r *Runner) loop(ctx context.Context) {
 			}
 			r.mu.Unlock()
 			r.setErr(nil)
+			// A fixed owner: the store is open in one process only (Badger's
+			// directory lock) and a query runs once in it, so after kill -9
+			// the restarted query takes its leases back at once instead of
+			// waiting for the dead process's leases to expire.
 			err = r.opts.Store.Consume(ctx, stream.ConsumerConfig{Group: r.group, Stream: r.plan.Source,
-				StartAtLatest: r.cfg.StartAtLatest, Idle: r.opts.Idle}, r.handle)
+				Owner: r.group, StartAtLatest: r.cfg.StartAtLatest, Idle: r.opts.Idle}, r.handle)
 			if ctx.Err() != nil {
 				return
 			}
