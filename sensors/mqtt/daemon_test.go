@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +112,56 @@ func TestDaemonKilledLosesNothing(t *testing.T) {
 			extra := checkPlates(t, readAll(t, store, "plates"), n)
 			t.Logf("%s: %d duplicates stored; publisher re-sent %d; after restart: %+v", k.name, extra, f.retried, st)
 		})
+	}
+}
+
+// TestDaemonWithoutGPIO gives the daemon GPIO pins on a machine that has
+// none (CI): it says which pins are missing and keeps running its other
+// sources.
+func TestDaemonWithoutGPIO(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "kaiten.yaml")
+	yaml := "gpio:\n  pins:\n    - pin: GPIO17\n      sensor: lane1-beam\n    - pin: GPIO27\n      sensor: lane2-beam\n"
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := testutil.StartDaemon(t, filepath.Join(dir, "data"), "--config", conf, "--mqtt-addr", testutil.FreeAddr(t), "--no-sim")
+	resp, err := http.Get("http://" + d.HTTPAddr + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		GPIO *struct {
+			Missing []string `json:"missing"`
+			Pins    []struct {
+				Pin   string `json:"pin"`
+				Found bool   `json:"found"`
+			} `json:"pins"`
+		} `json:"gpio"`
+		MQTT *Status `json:"mqtt"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if body.GPIO == nil || body.MQTT == nil || !body.MQTT.Connected {
+		t.Fatalf("status board: gpio %+v mqtt %+v", body.GPIO, body.MQTT)
+	}
+	if len(body.GPIO.Missing) == 0 { // real hardware: the pins are watched
+		for _, p := range body.GPIO.Pins {
+			if !p.Found {
+				t.Fatalf("pin %s neither found nor reported missing", p.Pin)
+			}
+		}
+		return
+	}
+	if fmt.Sprint(body.GPIO.Missing) != "[GPIO17 GPIO27]" {
+		t.Fatalf("missing %v", body.GPIO.Missing)
+	}
+	if !strings.Contains(d.Log(), "GPIO17, GPIO27") {
+		t.Fatalf("the log does not name the missing pins:\n%s", d.Log())
+	}
+	if err := d.Stop(20 * time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
