@@ -32,6 +32,11 @@ type follower struct {
 	// per gap instead of one per group commit. A live view pushed every
 	// second loses nothing. 0 reads at every wake-up.
 	gap time.Duration
+	// sample, if set, makes the follower skip ahead: when a read comes back
+	// full (limit records), it continues after the newest record instead,
+	// calling sample. The raw tail uses it so that a busy stream costs a
+	// bounded read per gap; views that count records must not.
+	sample func(shardID string)
 }
 
 func (f *follower) run(ctx context.Context) {
@@ -161,6 +166,12 @@ func (f *follower) shard(ctx context.Context, shardID string, fromStart bool, si
 		if n := len(res.Records); n > 0 {
 			f.fn(shardID, res.Records, true)
 			after = res.Records[n-1].SequenceNumber
+			if f.sample != nil && n >= f.limit && !res.Ended {
+				if newest, err := f.store.LastSequenceNumber(f.stream, shardID); err == nil && newest != "" {
+					after = newest
+					f.sample(shardID)
+				}
+			}
 		}
 		if res.Ended {
 			return res.Children

@@ -445,3 +445,52 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		t.Fatalf("defaults: %v %+v", err, ok)
 	}
 }
+
+// TestTailSamplesBusyStream: a burst far beyond what the tail shows is
+// sampled (bounded reads and messages), not read record by record.
+func TestTailSamplesBusyStream(t *testing.T) {
+	st := openStore(t)
+	r := startRig(t, st, Config{})
+	ws, _, err := r.dial("?topics=tail/gpio", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		r.srv.tailMu.Lock()
+		defer r.srv.tailMu.Unlock()
+		if r.srv.tails["gpio"] == nil {
+			return fmt.Errorf("tail not started")
+		}
+		return nil
+	})
+	es := make([]stream.Entry, stream.MaxBatchRecords)
+	for i := range es {
+		es[i] = stream.Entry{PartitionKey: "lane1-beam", Data: []byte(fmt.Sprintf(`{"count":%d}`, i))}
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		// Keep the stream busy until the test has seen a sampled batch.
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := st.PutBatch(context.Background(), "gpio", es); err != nil {
+				return
+			}
+		}
+	}()
+	readUntil(t, ws, 20*time.Second, func(m wsMsg) bool {
+		var b TailBatch
+		if err := json.Unmarshal(m.Data, &b); err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Records) > tailBatch {
+			t.Fatalf("tail message with %d records, at most %d", len(b.Records), tailBatch)
+		}
+		return b.Sampled
+	})
+}

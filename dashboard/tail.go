@@ -43,6 +43,9 @@ type TailBatch struct {
 	// Skipped counts records that arrived since the last message but did
 	// not fit in it.
 	Skipped int64 `json:"skipped"`
+	// Sampled is true when the stream was too busy to show every record:
+	// the tail then shows a sample of each interval.
+	Sampled bool `json:"sampled,omitempty"`
 }
 
 // tail follows one stream while someone watches it.
@@ -54,6 +57,7 @@ type tail struct {
 	mu      sync.Mutex
 	pending []TailRecord // at most tailBatch, newest last
 	skipped int64
+	sampled bool
 }
 
 func (t *tail) add(shardID string, recs []stream.Record) {
@@ -93,8 +97,8 @@ func (t *tail) take() (TailBatch, bool) {
 	if len(t.pending) == 0 && t.skipped == 0 {
 		return TailBatch{}, false
 	}
-	b := TailBatch{Records: t.pending, Skipped: t.skipped}
-	t.pending, t.skipped = nil, 0
+	b := TailBatch{Records: t.pending, Skipped: t.skipped, Sampled: t.sampled}
+	t.pending, t.skipped, t.sampled = nil, 0, false
 	return b, true
 }
 
@@ -122,8 +126,9 @@ func (s *Server) onTopic(topic string, active bool) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	t = &tail{name: name, cancel: cancel, done: make(chan struct{})}
 	s.tails[name] = t
-	f := &follower{store: s.deps.Store, stream: name, log: s.log, limit: 2000, gap: tailFlush,
-		fn: func(shardID string, recs []stream.Record, _ bool) { t.add(shardID, recs) }}
+	f := &follower{store: s.deps.Store, stream: name, log: s.log, limit: tailBatch, gap: tailFlush,
+		fn:     func(shardID string, recs []stream.Record, _ bool) { t.add(shardID, recs) },
+		sample: func(string) { t.mu.Lock(); t.sampled = true; t.mu.Unlock() }}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); defer close(t.done); f.run(ctx) }()
 }

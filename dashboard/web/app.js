@@ -331,7 +331,8 @@
       tb.insertBefore(tr, tb.firstChild);
     }
     while (tb.rows.length > TAIL_ROWS) tb.deleteRow(tb.rows.length - 1);
-    $("tail-count").textContent = num(tailSeen) + " records shown" + (b.skipped ? " (" + num(b.skipped) + " more arrived too fast to show)" : "");
+    $("tail-count").textContent = num(tailSeen) + " records shown" +
+      (b.sampled ? " (busy stream: showing a sample of each quarter second)" : b.skipped ? " (" + num(b.skipped) + " more arrived too fast to show)" : "");
   }
 
   // ---- views and websocket ----
