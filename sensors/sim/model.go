@@ -55,10 +55,13 @@ type Heartbeat struct {
 type Message struct {
 	Topic   string
 	Payload []byte
+	// Beam is set on a plate passing a lane's first IR sensor: what a
+	// break-beam wired to a GPIO line would see (Options.OnBeam).
+	Beam bool
 }
 
 // HourFactor is the share of peak traffic at a local hour: lunch (11-14)
-// and dinner (18-21) are busy, afternoons half, nights nearly idle.
+// and dinner (18-21) are busy, afternoons half, nights a fifth.
 func HourFactor(hour int) float64 {
 	switch {
 	case hour >= 11 && hour < 14, hour >= 18 && hour < 21:
@@ -68,7 +71,7 @@ func HourFactor(hour int) float64 {
 	case hour >= 9 && hour < 11, hour >= 21 && hour < 23:
 		return 0.35
 	default:
-		return 0.1
+		return 0.2
 	}
 }
 
@@ -98,9 +101,9 @@ type Belt struct {
 	// message that the gateway dead-letters).
 	Faults    float64
 	Heartbeat time.Duration
-	// LapTime is how long a plate takes to go round. Default 30s.
+	// LapTime is how long a plate takes to go round. Default 20s.
 	LapTime time.Duration
-	// Capacity is how many plates fit on a lane. Default 24.
+	// Capacity is how many plates fit on a lane. Default 30.
 	Capacity int
 
 	rng    *rand.Rand
@@ -112,7 +115,7 @@ type Belt struct {
 
 // NewBelt makes a store with lanes lanes named "1".."N".
 func NewBelt(store string, lanes int, rate, faults float64, heartbeat time.Duration, seed uint64) *Belt {
-	b := &Belt{Store: store, Rate: rate, Faults: faults, Heartbeat: heartbeat, LapTime: 30 * time.Second, Capacity: 24,
+	b := &Belt{Store: store, Rate: rate, Faults: faults, Heartbeat: heartbeat, LapTime: 20 * time.Second, Capacity: 30,
 		rng: rand.New(rand.NewPCG(seed, seed^0x5eed))}
 	for i := 1; i <= lanes; i++ {
 		n := fmt.Sprint(i)
@@ -211,6 +214,7 @@ func (b *Belt) Step(now time.Time, dt time.Duration) [][]Message {
 			if math.Floor(before+0.5) < math.Floor(p.pos+0.5) {
 				if _, bad := l.faulty[l.sensors[1]]; !bad {
 					ev(p, Passed, l.sensors[1])
+					out[i][len(out[i])-1].Beam = true
 				}
 			}
 			if math.Floor(before) < math.Floor(p.pos) {

@@ -42,7 +42,7 @@ type Config struct {
 	Lanes int `yaml:"lanes"`
 	// Rate is plates placed per second per lane at peak hours (lunch,
 	// dinner); other hours get a share of it. Default 0.5, which gives
-	// 2-3 messages per second per lane at peak.
+	// about 3 plate messages per second per lane at peak and 1 at night.
 	Rate float64 `yaml:"rate"`
 	// Faults is the chance per sensor per heartbeat of a 30-120 s fault.
 	// Default 0.01; negative turns faults off.
@@ -51,6 +51,11 @@ type Config struct {
 	Heartbeat config.Duration `yaml:"heartbeat"`
 	// Seed makes runs repeatable; 0 picks one from the clock.
 	Seed uint64 `yaml:"seed"`
+	// GPIO also feeds each lane's first IR beam into simulated GPIO pins
+	// (SIM-LANE1, ...; sensor laneN-beam) watched by the real gpio
+	// watcher, so stream gpio gets traffic too. Default: on when the gpio
+	// section lists no real pins.
+	GPIO *bool `yaml:"gpio"`
 }
 
 // Normalize fills defaults and validates; errors name the key.
@@ -103,10 +108,23 @@ type Sim struct {
 	pubs      prometheus.Counter
 }
 
+// Options are Start's optional parts.
+type Options struct {
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Metrics, if set, gets kaiten_sim_published_total.
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
+	// OnBeam, if set, is called (from the simulator's goroutine; it must not
+	// block) with the lane name each time a plate breaks the lane's first
+	// IR beam, so that simulated GPIO lines can see it too.
+	OnBeam func(lane string)
+}
+
 // Start connects one MQTT client per lane (as a lane's sensor node would)
 // to broker and publishes in real time until Stop. cfg must be normalized.
-// now is the clock (nil: time.Now); reg, if set, gets kaiten_sim_published_total.
-func Start(cfg Config, broker string, now func() time.Time, reg prometheus.Registerer, log *slog.Logger) (*Sim, error) {
+func Start(cfg Config, broker string, o Options) (*Sim, error) {
+	now, reg, log := o.Now, o.Metrics, o.Logger
 	if now == nil {
 		now = time.Now
 	}
@@ -145,6 +163,7 @@ func Start(cfg Config, broker string, now func() time.Time, reg prometheus.Regis
 		c.Connect()
 		s.clients = append(s.clients, c)
 	}
+	lanes := belt.Lanes()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	queues := make([]chan []Message, len(s.clients))
@@ -171,6 +190,13 @@ func Start(cfg Config, broker string, now func() time.Time, reg prometheus.Regis
 			for i, m := range msgs {
 				if len(m) == 0 {
 					continue
+				}
+				if o.OnBeam != nil {
+					for _, x := range m {
+						if x.Beam {
+							o.OnBeam(lanes[i])
+						}
+					}
 				}
 				select {
 				case queues[i] <- m:

@@ -183,7 +183,9 @@ func TestSimPublishesToMosquitto(t *testing.T) {
 	if err := cfg.Normalize("demo-store"); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Start(cfg, m.URL(), lunchClock(), nil, slog.New(slog.DiscardHandler))
+	var beams sync.Map
+	s, err := Start(cfg, m.URL(), Options{Now: lunchClock(), Logger: slog.New(slog.DiscardHandler),
+		OnBeam: func(lane string) { beams.Store(lane, true) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +195,11 @@ func TestSimPublishesToMosquitto(t *testing.T) {
 		defer mu.Unlock()
 		if len(lanes) < 6 {
 			return fmt.Errorf("plates seen on lanes %v", lanes)
+		}
+		n := 0
+		beams.Range(func(any, any) bool { n++; return true })
+		if n < 6 {
+			return fmt.Errorf("beams broken on %d lanes", n)
 		}
 		return nil
 	})
@@ -229,7 +236,7 @@ func TestSimThroughEmbeddedIngest(t *testing.T) {
 	if err := cfg.Normalize("demo-store"); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Start(cfg, in.BrokerURL(), lunchClock(), nil, slog.New(slog.DiscardHandler))
+	s, err := Start(cfg, in.BrokerURL(), Options{Now: lunchClock(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

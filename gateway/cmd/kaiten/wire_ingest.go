@@ -8,6 +8,8 @@ package main
 //	gpio (Order 10): only when gpio.pins is set; writes to stream gpio.
 //	sim  (Order 20): publishes to the gateway's broker; on by default with
 //	     the embedded broker, off with an external one, off with --no-sim.
+//	     With no real gpio pins it also drives simulated break-beams
+//	     (SIM-LANE1..N) through the real gpio watcher into stream gpio.
 
 import (
 	"context"
@@ -17,6 +19,8 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v3"
+	pgpio "periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/kaiten-edge/kaiten/gateway/app"
 	"github.com/kaiten-edge/kaiten/gateway/config"
@@ -132,16 +136,79 @@ func init() {
 				env.Logger.Info("sim: simulator off", "no_sim_flag", ingest.noSim)
 				return nil, nil
 			}
-			s, err := sim.Start(cfg, broker, nil, env.Metrics, env.Logger)
+			opts := sim.Options{Metrics: env.Metrics, Logger: env.Logger}
+			var beams *gpio.Watcher
+			if (cfg.GPIO == nil && len(ingest.gpio.Pins) == 0) || (cfg.GPIO != nil && *cfg.GPIO) {
+				var err error
+				beams, opts.OnBeam, err = simBeams(cfg.Lanes, env)
+				if err != nil {
+					return nil, err
+				}
+			}
+			s, err := sim.Start(cfg, broker, opts)
 			if err != nil {
+				if beams != nil {
+					_ = beams.Stop(ctx)
+				}
 				return nil, err
 			}
 			env.Status.Set("sim", func() any { return s.Status() })
 			return func(ctx context.Context) error {
 				env.Status.Remove("sim")
 				s.Stop()
+				if beams != nil {
+					if len(ingest.gpio.Pins) == 0 {
+						env.Status.Remove("gpio")
+					} else {
+						env.Status.Remove("gpio-sim")
+					}
+					return beams.Stop(ctx)
+				}
 				return nil
 			}, nil
 		},
 	})
+}
+
+// simBeams starts the real gpio watcher on simulated pins SIM-LANE1.. (one
+// break-beam per lane, sensor laneN-beam) and returns the function the
+// simulator calls when a plate breaks a lane's beam.
+func simBeams(lanes int, env *app.Env) (*gpio.Watcher, func(string), error) {
+	pins := map[string]*gpiotest.Pin{}
+	cfg := gpio.Config{}
+	for i := 1; i <= lanes; i++ {
+		name := fmt.Sprintf("SIM-LANE%d", i)
+		pins[fmt.Sprint(i)] = &gpiotest.Pin{N: name, Num: 1000 + i, EdgesChan: make(chan pgpio.Level, 16)}
+		cfg.Pins = append(cfg.Pins, gpio.PinConfig{Pin: name, Sensor: fmt.Sprintf("lane%d-beam", i),
+			Lane: fmt.Sprint(i), Edge: "falling"})
+	}
+	if err := cfg.Normalize(); err != nil {
+		return nil, nil, err
+	}
+	byName := map[string]pgpio.PinIO{}
+	for _, p := range pins {
+		byName[p.N] = p
+	}
+	// Real pins (sim.gpio forced on next to a gpio section) keep the gpio
+	// metrics and status name; the simulated ones then go without metrics
+	// under "gpio-sim".
+	opts := gpio.Options{Store: env.Store, Metrics: env.Metrics, Logger: env.Logger,
+		Lookup: func(n string) pgpio.PinIO { return byName[n] }}
+	board := "gpio"
+	if len(ingest.gpio.Pins) > 0 {
+		opts.Metrics, board = nil, "gpio-sim"
+	}
+	w, err := gpio.Start(cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	env.Status.Set(board, func() any { return w.Status() })
+	return w, func(lane string) {
+		if p := pins[lane]; p != nil {
+			select {
+			case p.EdgesChan <- pgpio.Low:
+			default: // the watcher is behind; a real line would merge edges too
+			}
+		}
+	}, nil
 }
