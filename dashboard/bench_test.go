@@ -8,21 +8,30 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
 
+// cpuTime is the process's user plus system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // ingest writes plate events into st from 4 writers for d and returns
-// records per second.
-func ingest(t testing.TB, st *stream.Store, d time.Duration) float64 {
+// records per second and the process CPU time spent per record.
+func ingest(t testing.TB, st *stream.Store, d time.Duration) (perSec float64, cpuPerRec time.Duration) {
 	t.Helper()
 	const writers, batch = 4, 100
 	types := []string{"salmon", "tuna", "ebi", "tamago", "unagi", "inari", "kappa-maki", "ikura"}
 	events := []string{"placed", "passed", "passed", "taken"}
 	var total atomic.Int64
 	var wg sync.WaitGroup
+	cpu0 := cpuTime()
 	start := time.Now()
 	deadline := start.Add(d)
 	for w := 0; w < writers; w++ {
@@ -52,7 +61,8 @@ func ingest(t testing.TB, st *stream.Store, d time.Duration) float64 {
 		}()
 	}
 	wg.Wait()
-	return float64(total.Load()) / time.Since(start).Seconds()
+	n := max(total.Load(), 1)
+	return float64(n) / time.Since(start).Seconds(), (cpuTime() - cpu0) / time.Duration(n)
 }
 
 // TestBenchReport measures ingest throughput with no dashboard and with a
@@ -65,13 +75,15 @@ func TestBenchReport(t *testing.T) {
 	if os.Getenv("KAITEN_BENCH") == "" {
 		return
 	}
-	const clients, phase, rounds = 50, 4 * time.Second, 5
+	const clients, phase, rounds = 50, 3 * time.Second, 7
 	var base, with []float64
+	var baseCPU, withCPU []float64
 	var received atomic.Int64
 	var drops int64
 	for r := 0; r < rounds; r++ {
 		st := openStore(t)
-		base = append(base, ingest(t, st, phase))
+		rate, cpu := ingest(t, st, phase)
+		base, baseCPU = append(base, rate), append(baseCPU, float64(cpu))
 
 		st2 := openStore(t)
 		rg := startRig(t, st2, Config{})
@@ -98,7 +110,8 @@ func TestBenchReport(t *testing.T) {
 				}
 			}()
 		}
-		with = append(with, ingest(t, st2, phase))
+		rate, cpu = ingest(t, st2, phase)
+		with, withCPU = append(with, rate), append(withCPU, float64(cpu))
 		drops += rg.srv.hub.Dropped()
 		for _, c := range cs {
 			c.Close()
@@ -117,10 +130,15 @@ func TestBenchReport(t *testing.T) {
 	b, w := med(base), med(with)
 	fmt.Printf("BENCH dashboard_ingest_no_dashboard %.0f records/s\n", b)
 	fmt.Printf("BENCH dashboard_ingest_50_ws_clients %.0f records/s\n", w)
+	fmt.Printf("BENCH dashboard_ingest_cpu_per_record_no_dashboard %.2f us\n", med(baseCPU)/1e3)
+	fmt.Printf("BENCH dashboard_ingest_cpu_per_record_50_ws_clients %.2f us\n", med(withCPU)/1e3)
 	fmt.Printf("BENCH dashboard_ws_messages_received %.0f messages/s\n", float64(received.Load())/(rounds*phase.Seconds()))
 	fmt.Printf("BENCH dashboard_ws_clients_dropped %d clients\n", drops)
 	// The ratio is the median of the rounds' ratios: each round runs both
 	// sides back to back, which cancels most of a shared machine's drift.
 	fmt.Printf("RATIO dashboard_ingest_50_ws_clients_vs_none %.3f\n", med(ratios))
+	// CPU per record is steadier than throughput on a shared machine: the
+	// share of the process's CPU the dashboard adds at full ingest.
+	fmt.Printf("RATIO dashboard_cpu_per_record_none_vs_50_ws_clients %.3f\n", med(baseCPU)/med(withCPU))
 	t.Logf("rounds: without %v, with %v", base, with)
 }
