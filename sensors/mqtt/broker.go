@@ -40,13 +40,18 @@ func listen(addr string, fallback bool, log *slog.Logger) (net.Listener, error) 
 	return ln, nil
 }
 
+// MaxEmbeddedPacket is the largest packet the embedded broker reads; a
+// client sending more is disconnected. Messages up to it but over
+// max_payload are dead-lettered (cut to MaxDeadLetterData).
+const MaxEmbeddedPacket = 4 << 20
+
 func startBroker(addr string, fallback bool, w *writer, log *slog.Logger) (*broker, error) {
 	ln, err := listen(addr, fallback, log)
 	if err != nil {
 		return nil, err
 	}
 	caps := mochi.NewDefaultServerCapabilities()
-	caps.MaximumPacketSize = 0
+	caps.MaximumPacketSize = MaxEmbeddedPacket
 	srv := mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mqtt-broker")})
 	if err := srv.AddHook(&ingestHook{w: w}, nil); err != nil {
 		ln.Close()
