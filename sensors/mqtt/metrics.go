@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		redelivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "kaiten_mqtt_redelivered_total",
 			Help: "MQTT messages received with the DUP flag (broker redelivery)."}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "kaiten_mqtt_duplicates_total",
-			Help: "Redelivered messages identical to one this process already stored (stored again: at-least-once)."}),
+			Help: "Messages identical (topic and payload) to one of the last 8192 this process stored: redeliveries, stored again (at-least-once)."}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "kaiten_mqtt_reconnects_total",
 			Help: "Connections to the external broker lost and retried."}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "kaiten_mqtt_append_retries_total",

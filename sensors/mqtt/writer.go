@@ -176,10 +176,13 @@ func (w *writer) process(ctx context.Context, items []*item) {
 		if it.msg.Dup {
 			w.m.redelivered.Inc()
 			w.m.nRedelivered.Add(1)
-			if _, seen := w.recent[it.hash]; seen {
-				w.m.duplicates.Inc()
-				w.m.nDup.Add(1)
-			}
+		}
+		// A copy of a recent record: the broker redelivered it (DUP), or a
+		// publisher sent it again after losing the broker's PUBACK (the
+		// broker then forwards it as a new message).
+		if _, seen := w.recent[it.hash]; seen {
+			w.m.duplicates.Inc()
+			w.m.nDup.Add(1)
 		}
 	}
 	w.m.lastMessage.Store(now.UnixNano())
