@@ -54,3 +54,29 @@ firmware: ## cross-build linux/arm64 and linux/arm (GOARM=7) binaries and a .deb
 
 package: ## build the .deb for this machine's architecture into dist/ (for an x86 test box or VM)
 	VERSION=$(VERSION) GO=$(GO) ARCHES="$$($(GO) env GOARCH)" ./firmware/build.sh dist
+
+# ---- issue 8 part 2: peer benchmark and vulnerability scan ----------------
+
+VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
+VULN_DB ?=
+
+.PHONY: vuln
+
+bench-peers: ## Kaiten vs raw Badger, NATS JetStream, kinesalite, mosquitto: BENCH/RATIO lines (minutes; not in make test)
+	@set -o pipefail; cd bench && GOFLAGS=-mod=mod KAITEN_BENCH_PEERS=1 $(GO) test -run '^TestBenchPeers$$' -count=1 -timeout 60m -v ./peers 2>&1 \
+	  | grep -E '^(BENCH|RATIO|FAIL|--- |ok|    peers_test)'
+
+vuln: ## govulncheck over every package; offline database built from golang.org/x/vulndb unless VULN_DB=https://vuln.go.dev
+	@set -e; db="$(VULN_DB)"; \
+	if [ -z "$$db" ]; then \
+	  cache="$${XDG_CACHE_HOME:-$$HOME/.cache}/kaiten/vulndb-$(VULNDB_VERSION)"; \
+	  if [ ! -f "$$cache/index/db.json" ]; then \
+	    src=$$(cd "$$(mktemp -d)" && $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	    rm -rf "$$cache.tmp"; mkdir -p "$$(dirname "$$cache")"; \
+	    $(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) -vulns "$$src/data/osv" -out "$$cache.tmp"; \
+	    rm -rf "$$cache"; mv "$$cache.tmp" "$$cache"; \
+	  fi; \
+	  db="file://$$cache"; \
+	fi; \
+	echo "govulncheck database: $$db"; \
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0 -db "$$db" ./...
