@@ -123,13 +123,23 @@ func storeMatches(t *testing.T, ctx context.Context, api func() (StoreView, erro
 			return fmt.Errorf("%s shows %d, the API says %d", sel, got, want)
 		}
 	}
-	first := js[string](t, ctx, `(document.querySelector("#make-next li")||{dataset:{}}).dataset.type||""`)
-	want := ""
-	if len(v.MakeNext) > 0 {
-		want = v.MakeNext[0].PlateType
+	// The make-next card: what needs making, then what runs out soonest.
+	var want []string
+	seen := map[string]bool{}
+	for i, ts := range v.MakeNext {
+		if i < 8 {
+			want = append(want, ts.PlateType)
+			seen[ts.PlateType] = true
+		}
 	}
-	if first != want {
-		return fmt.Errorf("make-next shows %q first, the API says %q", first, want)
+	for _, ts := range v.RunningLow {
+		if len(want) < 6 && !seen[ts.PlateType] {
+			want = append(want, ts.PlateType)
+		}
+	}
+	shown := js[[]string](t, ctx, `[...document.querySelectorAll("#make-next li")].map(li => li.dataset.type)`)
+	if strings.Join(shown, ",") != strings.Join(want, ",") {
+		return fmt.Errorf("make-next shows %v, the API says %v", shown, want)
 	}
 	lanes := js[int](t, ctx, `document.querySelectorAll("#lanes .lane").length`)
 	if lanes != len(v.Lanes) {

@@ -314,6 +314,9 @@ type TypeStats struct {
 	// Need is how many plates to make so that the belt covers Cover at the
 	// take rate; 0 when the belt is stocked.
 	Need int `json:"need"`
+	// CoverMin is how many minutes the plates on the belt last at the take
+	// rate; -1 when none are being taken.
+	CoverMin float64 `json:"cover_min"`
 }
 
 // LaneStats is one lane in the store view.
@@ -359,9 +362,12 @@ type StoreView struct {
 	PassedPerMinute map[string][]int64 `json:"passed_per_minute"`
 	Types           []TypeStats        `json:"types"`
 	MakeNext        []TypeStats        `json:"make_next"`
-	Lanes           []LaneStats        `json:"lanes"`
-	Sensors         []SensorStats      `json:"sensors"`
-	SilentSensors   []string           `json:"silent_sensors"`
+	// RunningLow lists the types being taken, shortest cover first: what
+	// runs out next even when nothing needs making yet.
+	RunningLow    []TypeStats   `json:"running_low"`
+	Lanes         []LaneStats   `json:"lanes"`
+	Sensors       []SensorStats `json:"sensors"`
+	SilentSensors []string      `json:"silent_sensors"`
 }
 
 // View computes the store view at now. It also expires plates not seen for
@@ -461,6 +467,10 @@ func (p *Plates) View(now time.Time) StoreView {
 		if need := int(math.Ceil(ts.TakePerMin*cover - 1e-9)); need > ts.OnBelt {
 			ts.Need = need - ts.OnBelt
 		}
+		ts.CoverMin = -1
+		if ts.TakePerMin > 0 {
+			ts.CoverMin = round2(float64(ts.OnBelt) / ts.TakePerMin)
+		}
 		v.Placed += ts.Placed
 		v.Passed += ts.Passed
 		v.Taken += ts.Taken
@@ -471,7 +481,11 @@ func (p *Plates) View(now time.Time) StoreView {
 		if ts.Need > 0 {
 			v.MakeNext = append(v.MakeNext, ts)
 		}
+		if ts.CoverMin >= 0 {
+			v.RunningLow = append(v.RunningLow, ts)
+		}
 	}
+	sort.SliceStable(v.RunningLow, func(i, j int) bool { return v.RunningLow[i].CoverMin < v.RunningLow[j].CoverMin })
 	sort.SliceStable(v.MakeNext, func(i, j int) bool {
 		a, b := v.MakeNext[i], v.MakeNext[j]
 		if a.Need != b.Need {
@@ -507,6 +521,9 @@ func (p *Plates) View(now time.Time) StoreView {
 	}
 	if v.MakeNext == nil {
 		v.MakeNext = []TypeStats{}
+	}
+	if v.RunningLow == nil {
+		v.RunningLow = []TypeStats{}
 	}
 	if v.Lanes == nil {
 		v.Lanes = []LaneStats{}

@@ -128,17 +128,29 @@
     $("kpi-onbelt").textContent = num(v.on_belt);
     $("kpi-ratio").textContent = v.placed ? Math.round((100 * v.taken) / v.placed) + "%" : "–";
 
+    // Make next: what needs making now, then what runs out soonest.
     const mn = $("make-next");
     mn.textContent = "";
+    const shown = new Set();
     for (const t of v.make_next.slice(0, 8)) {
-      mn.append(el("li", { "data-type": t.plate_type },
+      shown.add(t.plate_type);
+      mn.append(el("li", { "data-type": t.plate_type, class: "need" },
         el("span", { class: "dot", style: "background:" + colorOf(t.plate_type) }),
         el("span", {}, t.plate_type, el("small", {}, rate(t.take_per_min) + " taken/min · " + t.on_belt + " on belt")),
         el("span", { class: "need" }, "×" + t.need)));
     }
+    for (const t of v.running_low) {
+      if (mn.children.length >= 6) break;
+      if (shown.has(t.plate_type)) continue;
+      mn.append(el("li", { "data-type": t.plate_type, class: "low" },
+        el("span", { class: "dot", style: "background:" + colorOf(t.plate_type) }),
+        el("span", {}, t.plate_type, el("small", {}, rate(t.take_per_min) + " taken/min · " + t.on_belt + " on belt")),
+        el("span", { class: "cover" }, dur(t.cover_min * 60))));
+    }
     $("make-next-hint").textContent = v.make_next.length
-      ? "Enough for " + dur(v.cover_s) + " at the take rate of the last " + dur(v.rate_window_s) + "."
-      : (v.types.length ? "The belt is stocked for the next " + dur(v.cover_s) + "." : "Waiting for plates…");
+      ? "×N: plates to make so the belt lasts " + dur(v.cover_s) + " at the take rate of the last " + dur(v.rate_window_s) + "."
+      : v.running_low.length ? "The belt is stocked for the next " + dur(v.cover_s) + ". Shown: how long each type lasts at its take rate."
+      : v.types.length ? "Nothing is being taken right now." : "Waiting for plates…";
 
     const names = v.types.map((t) => t.plate_type).filter((n) => v.passed_per_minute[n]);
     const data = [v.minutes].concat(names.map((n) => v.passed_per_minute[n]));
@@ -149,9 +161,9 @@
     for (const l of v.lanes) {
       lanes.append(el("div", { class: "lane" + (l.silent ? " silent" : ""), "data-lane": l.lane },
         el("h3", {}, "Lane " + l.lane),
-        el("div", { class: "big" }, rate(l.passed_per_min), el("small", { class: "hint" }, " passing/min")),
+        el("div", { class: "big" }, rate(l.passed_per_min), el("small", { class: "hint" }, "passing / min")),
         el("div", { class: "row" }, el("span", {}, "on belt"), el("b", {}, num(l.on_belt))),
-        el("div", { class: "row" }, el("span", {}, "taken / placed"), el("b", {}, num(l.taken) + " / " + num(l.placed))),
+        el("div", { class: "row" }, el("span", {}, "taken/placed"), el("b", {}, num(l.taken) + " / " + num(l.placed))),
         el("div", { class: "row" }, el("span", {}, "sensors"),
           el("b", { class: l.silent ? "bad" : "" }, l.silent ? l.silent + " of " + l.sensors + " silent" : l.sensors + " ok"))));
     }
