@@ -113,6 +113,27 @@ func startSubscriber(ctx context.Context, c *Config, w *writer, log *slog.Logger
 			m.setError(err)
 			log.Warn("mqtt: connection lost; reconnecting", "broker", redact(c.Broker), "err", err)
 		}).
+		SetConnectionNotificationHandler(func(_ paho.Client, n paho.ConnectionNotification) {
+			var err error
+			switch n := n.(type) {
+			case paho.ConnectionNotificationBrokerFailed:
+				err = n.Reason
+			case paho.ConnectionNotificationFailed:
+				err = n.Reason
+			}
+			if err == nil {
+				return
+			}
+			// Retries come every second or so: log a failure once, and
+			// again only when the reason changes.
+			m.mu.Lock()
+			same := m.lastError == err.Error()
+			m.mu.Unlock()
+			m.setError(err)
+			if !same {
+				log.Warn("mqtt: cannot connect to the broker; retrying with backoff", "broker", redact(c.Broker), "err", err)
+			}
+		}).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
 			m.reconnects.Inc()
 			m.nReconnects.Add(1)

@@ -39,6 +39,18 @@ type Options struct {
 	// MaxInflight is max_inflight_messages (QoS 1 messages in flight to
 	// one subscriber). 0 leaves mosquitto's default (20).
 	MaxInflight int
+	// TLS, if set, makes the listener TLS-only with these PEM files; with
+	// RequireCertificate clients must present a certificate signed by CAFile.
+	TLS *TLSFiles
+	// Users, if set, turns anonymous access off and creates a password
+	// file with these user: password pairs (with mosquitto_passwd).
+	Users map[string]string
+}
+
+// TLSFiles are PEM files for a TLS listener.
+type TLSFiles struct {
+	CAFile, CertFile, KeyFile string
+	RequireCertificate        bool
 }
 
 // StartMosquitto writes a config with persistence in a temporary folder,
@@ -51,7 +63,26 @@ func StartMosquitto(t testing.TB, o Options) *Mosquitto {
 	m := &Mosquitto{Addr: testutil.FreeAddr(t), Dir: dir, conf: filepath.Join(dir, "mosquitto.conf")}
 	_, port, _ := net.SplitHostPort(m.Addr)
 	var b strings.Builder
-	fmt.Fprintf(&b, "listener %s 127.0.0.1\nallow_anonymous true\n", port)
+	fmt.Fprintf(&b, "listener %s 127.0.0.1\n", port)
+	if o.TLS != nil {
+		fmt.Fprintf(&b, "cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %t\n",
+			o.TLS.CAFile, o.TLS.CertFile, o.TLS.KeyFile, o.TLS.RequireCertificate)
+	}
+	if len(o.Users) > 0 {
+		pw := filepath.Join(dir, "passwd")
+		if err := os.WriteFile(pw, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for u, p := range o.Users {
+			out, err := exec.Command(testutil.LookTool(t, "mosquitto_passwd"), "-b", pw, u, p).CombinedOutput()
+			if err != nil {
+				t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+			}
+		}
+		fmt.Fprintf(&b, "allow_anonymous false\npassword_file %s\n", pw)
+	} else {
+		b.WriteString("allow_anonymous true\n")
+	}
 	fmt.Fprintf(&b, "persistence true\npersistence_location %s/\nautosave_interval 0\n", dir)
 	// A gateway that is down must find every message on its return.
 	b.WriteString("max_queued_messages 0\nmax_queued_bytes 0\n")
