@@ -92,7 +92,11 @@ func (s *Server) deleteStream(ctx context.Context, in *deleteStreamInput) (any, 
 	if err != nil {
 		return nil, err
 	}
-	return nil, streamErr(name, s.b.DeleteStream(ctx, name))
+	if err := s.b.DeleteStream(ctx, name); err != nil {
+		return nil, streamErr(name, err)
+	}
+	s.consumerStreamDeleted(name)
+	return nil, nil
 }
 
 // validRef validates a stream reference alone and resolves it.

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,6 +40,8 @@ type Backend interface {
 	SplitShard(ctx context.Context, stream, shardID, newStartingHashKey string) error
 	MergeShards(ctx context.Context, stream, shardID, adjacentShardID string) error
 	UpdateShardCount(ctx context.Context, stream string, target int) error
+	Wait(ctx context.Context, stream, shardID, after string) error
+	LastSequenceNumber(stream, shardID string) (string, error)
 }
 
 var _ Backend = (*stream.Store)(nil)
@@ -67,6 +70,11 @@ type Server struct {
 	m    *metrics
 	now  func() time.Time
 	keys map[string]string // access key id -> secret
+
+	cons         consumers
+	subscribeFor time.Duration // SubscribeToShard lifetime; 5 minutes
+	closing      chan struct{}
+	closeOnce    sync.Once
 }
 
 // New returns a Server over b. It fails if opts.Config is invalid or the
@@ -83,6 +91,9 @@ func New(b Backend, opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.cons = consumers{byARN: map[string]*consumer{}, active: map[string]bool{}}
+	s.subscribeFor = subscriptionLifetime
+	s.closing = make(chan struct{})
 	s.keys = map[string]string{}
 	for _, k := range s.cfg.Auth.AccessKeys {
 		s.keys[k.AccessKeyID] = k.SecretAccessKey
@@ -143,6 +154,11 @@ var operations = map[string]opFunc{
 	"AddTagsToStream":               op((*Server).addTags),
 	"RemoveTagsFromStream":          op((*Server).removeTags),
 	"ListTagsForStream":             op((*Server).listTags),
+	"RegisterStreamConsumer":        op((*Server).registerStreamConsumer),
+	"DescribeStreamConsumer":        op((*Server).describeStreamConsumer),
+	"ListStreamConsumers":           op((*Server).listStreamConsumers),
+	"DeregisterStreamConsumer":      op((*Server).deregisterStreamConsumer),
+	"SubscribeToShard":              op((*Server).subscribeToShard),
 }
 
 // Operations lists the operation names the API serves.
@@ -191,6 +207,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.m.requests.WithLabelValues(label, ae.Type).Inc()
 	} else {
 		s.m.requests.WithLabelValues(label, "OK").Inc()
+	}
+	if sub, ok := out.(*subscription); ok {
+		sub.stream(w, r, c)
+		return
 	}
 	s.m.latency.WithLabelValues(label).Observe(s.now().Sub(start).Seconds())
 	s.write(w, c, status, out)

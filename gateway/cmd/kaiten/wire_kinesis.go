@@ -33,9 +33,17 @@ func init() {
 				return nil, err
 			}
 			srv.Register(env.Mux)
+			// SubscribeToShard streams last up to 5 minutes: end them as soon
+			// as the daemon stops so that the HTTP server's shutdown does not
+			// wait for them.
+			go func() { <-ctx.Done(); srv.CloseSubscriptions() }()
 			env.Status.Set("kinesis", func() any { return srv.Status() })
 			env.Logger.Info("kinesis API serving", "endpoint", "http://"+env.HTTPAddr+"/", "auth", srv.Status().Auth)
-			return func(context.Context) error { env.Status.Remove("kinesis"); return nil }, nil
+			return func(context.Context) error {
+				srv.CloseSubscriptions()
+				env.Status.Remove("kinesis")
+				return nil
+			}, nil
 		},
 	})
 }
