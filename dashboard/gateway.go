@@ -3,6 +3,7 @@ package dashboard
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -229,4 +230,79 @@ func encodeComponents(snap func() map[string]any) (out map[string]json.RawMessag
 func mustJSON(v any) json.RawMessage {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// rateHistory keeps the last rateHistoryLen per-stream ingest rates, so
+// that a page opened now draws the last minutes at once (GET
+// /api/dashboard/rates) instead of starting an empty chart.
+type rateHistory struct {
+	T       []int64              `json:"t"`       // unix seconds
+	Streams map[string][]float64 `json:"streams"` // records per second; null where the stream did not exist
+}
+
+const rateHistoryLen = 300
+
+func (h *rateHistory) add(v GatewayView) {
+	if h.Streams == nil {
+		h.Streams = map[string][]float64{}
+	}
+	h.T = append(h.T, v.Now.Unix())
+	seen := map[string]bool{}
+	for _, s := range v.Streams {
+		seen[s.Name] = true
+		xs, ok := h.Streams[s.Name]
+		if !ok {
+			xs = make([]float64, len(h.T)-1)
+			for i := range xs {
+				xs[i] = math.NaN()
+			}
+		}
+		h.Streams[s.Name] = append(xs, s.PerSec)
+	}
+	for name, xs := range h.Streams {
+		if !seen[name] {
+			h.Streams[name] = append(xs, math.NaN())
+		}
+	}
+	if over := len(h.T) - rateHistoryLen; over > 0 {
+		h.T = append(h.T[:0:0], h.T[over:]...)
+		for name, xs := range h.Streams {
+			xs = append(xs[:0:0], xs[over:]...)
+			if allNaN(xs) {
+				delete(h.Streams, name)
+				continue
+			}
+			h.Streams[name] = xs
+		}
+	}
+}
+
+func allNaN(xs []float64) bool {
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			return false
+		}
+	}
+	return true
+}
+
+// MarshalJSON writes NaN (no stream at that time) as null.
+func (h *rateHistory) MarshalJSON() ([]byte, error) {
+	out := struct {
+		T       []int64          `json:"t"`
+		Streams map[string][]any `json:"streams"`
+	}{T: h.T, Streams: map[string][]any{}}
+	if out.T == nil {
+		out.T = []int64{}
+	}
+	for name, xs := range h.Streams {
+		row := make([]any, len(xs))
+		for i, x := range xs {
+			if !math.IsNaN(x) {
+				row[i] = x
+			}
+		}
+		out.Streams[name] = row
+	}
+	return json.Marshal(out)
 }

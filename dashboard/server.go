@@ -58,6 +58,7 @@ type Server struct {
 	gatewayJSON []byte // last pushed gateway view
 	lastStore   StoreView
 	lastGateway GatewayView
+	rateHist    rateHistory
 
 	tailMu sync.Mutex
 	tails  map[string]*tail
@@ -189,6 +190,7 @@ func (s *Server) push() {
 	}
 	s.mu.Lock()
 	s.storeJSON, s.gatewayJSON, s.lastStore, s.lastGateway = sb, gb, sv, gv
+	s.rateHist.add(gv)
 	s.mu.Unlock()
 	s.hub.Publish("store", wrap("store", "", sb), true)
 	s.hub.Publish("gateway", wrap("gateway", "", gb), true)
@@ -201,7 +203,7 @@ func wrap(typ, streamName string, data []byte) []byte {
 
 // Handle registers the dashboard's routes on mux: GET / (the page),
 // GET /dashboard/... (assets), GET /ws (websocket) and GET
-// /api/dashboard/{store,gateway,streams,auth}.
+// /api/dashboard/{store,gateway,rates,streams,auth}.
 func (s *Server) Handle(mux *http.ServeMux) {
 	sub, _ := fs.Sub(webFS, "web")
 	mux.HandleFunc("GET /{$}", s.page)
@@ -209,6 +211,15 @@ func (s *Server) Handle(mux *http.ServeMux) {
 	mux.Handle("GET /ws", s.auth(http.HandlerFunc(s.serveWS)))
 	mux.Handle("GET /api/dashboard/store", s.auth(s.jsonHandler(func() []byte { s.mu.Lock(); defer s.mu.Unlock(); return s.storeJSON })))
 	mux.Handle("GET /api/dashboard/gateway", s.auth(s.jsonHandler(func() []byte { s.mu.Lock(); defer s.mu.Unlock(); return s.gatewayJSON })))
+	mux.Handle("GET /api/dashboard/rates", s.auth(s.jsonHandler(func() []byte {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		b, err := json.Marshal(&s.rateHist)
+		if err != nil {
+			return nil
+		}
+		return b
+	})))
 	mux.Handle("GET /api/dashboard/streams", s.auth(s.jsonHandler(func() []byte {
 		names := s.deps.Store.ListStreams()
 		if names == nil {

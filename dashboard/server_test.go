@@ -494,3 +494,32 @@ func TestTailSamplesBusyStream(t *testing.T) {
 		return b.Sampled
 	})
 }
+
+func TestRateHistory(t *testing.T) {
+	var h rateHistory
+	t0 := time.Unix(1000, 0)
+	for i := 0; i < rateHistoryLen+10; i++ {
+		v := GatewayView{Now: t0.Add(time.Duration(i) * time.Second), Streams: []StreamView{{Name: "plates", PerSec: float64(i)}}}
+		if i >= 5 {
+			v.Streams = append(v.Streams, StreamView{Name: "late", PerSec: 1})
+		}
+		h.add(v)
+	}
+	b, err := json.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		T       []int64
+		Streams map[string][]*float64
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.T) != rateHistoryLen || got.T[0] != 1010 || len(got.Streams["plates"]) != rateHistoryLen || *got.Streams["plates"][0] != 10 {
+		t.Fatalf("history: %d points from %d", len(got.T), got.T[0])
+	}
+	if got.Streams["late"][0] == nil || len(got.Streams["late"]) != rateHistoryLen {
+		t.Fatalf("late stream: %v", got.Streams["late"][:3])
+	}
+}

@@ -193,7 +193,31 @@
   // ---- gateway view ----
   const rateHist = { t: [], byStream: {} };
   const RATE_POINTS = 300;
+  let rateSeeded = false;
+  // The server keeps the last minutes of rates: a page opened now draws
+  // them at once.
+  async function seedRates() {
+    rateSeeded = true;
+    try {
+      const h = await api("/api/dashboard/rates");
+      if (rateHist.t.length && h.t.length && h.t[h.t.length - 1] >= rateHist.t[0]) {
+        // keep what arrived live; take the older points from the server
+        const cut = h.t.findIndex((x) => x >= rateHist.t[0]);
+        h.t = h.t.slice(0, cut);
+        for (const n of Object.keys(h.streams)) h.streams[n] = h.streams[n].slice(0, cut);
+      }
+      const names = new Set([...Object.keys(h.streams), ...Object.keys(rateHist.byStream)]);
+      const live = rateHist.t.length;
+      for (const n of names) {
+        const old = h.streams[n] || new Array(h.t.length).fill(null);
+        const cur = rateHist.byStream[n] || new Array(live).fill(null);
+        rateHist.byStream[n] = old.concat(cur).slice(-RATE_POINTS);
+      }
+      rateHist.t = h.t.concat(rateHist.t).slice(-RATE_POINTS);
+    } catch (e) { /* the live points are enough */ }
+  }
   function renderGateway(v) {
+    if (!rateSeeded) seedRates();
     $("kpi-rate").textContent = rate(v.per_sec);
     const cap = v.max_bytes || 0;
     $("kpi-storage").textContent = bytes(v.bytes);
