@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -35,6 +36,9 @@ var fuzzSeeds = []struct{ op, body string }{
 	{"RemoveTagsFromStream", `{"StreamName":"fz","TagKeys":["k"]}`},
 	{"DeleteStream", `{"StreamName":"fz2"}`},
 	{"PutRecord", `{"StreamName":"canary","PartitionKey":"\u0000\uffff","Data":null}`},
+	{"RegisterStreamConsumer", `{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/canary","ConsumerName":"c1"}`},
+	{"SubscribeToShard", `{"ConsumerARN":"arn:aws:kinesis:us-east-1:000000000000:stream/canary/consumer/c1:1","ShardId":"shardId-000000000000","StartingPosition":{"Type":"TRIM_HORIZON"}}`},
+	{"ListStreamConsumers", `{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/canary","MaxResults":1}`},
 	{"Bogus", `{"x":[[[[[[1]]]]]]}`},
 }
 
@@ -48,6 +52,7 @@ func fuzzOps() []string {
 // one known record.
 func fuzzServer(f *testing.F) (*gateway, string) {
 	g := newGateway(f, Config{})
+	g.srv.subscribeFor = 20 * time.Millisecond // a fuzzed SubscribeToShard must not hang the run
 	ctx := context.Background()
 	if err := g.store.CreateStream(ctx, stream.StreamConfig{Name: "canary", ShardCount: 1}); err != nil {
 		f.Fatal(err)
