@@ -236,7 +236,7 @@ func mustJSON(v any) json.RawMessage {
 // that a page opened now draws the last minutes at once (GET
 // /api/dashboard/rates) instead of starting an empty chart.
 type rateHistory struct {
-	T       []int64              `json:"t"`       // unix seconds
+	T       []float64            `json:"t"`       // unix seconds (ms precision)
 	Streams map[string][]float64 `json:"streams"` // records per second; null where the stream did not exist
 }
 
@@ -246,7 +246,7 @@ func (h *rateHistory) add(v GatewayView) {
 	if h.Streams == nil {
 		h.Streams = map[string][]float64{}
 	}
-	h.T = append(h.T, v.Now.Unix())
+	h.T = append(h.T, float64(v.Now.UnixMilli())/1000)
 	seen := map[string]bool{}
 	for _, s := range v.Streams {
 		seen[s.Name] = true
@@ -289,11 +289,11 @@ func allNaN(xs []float64) bool {
 // MarshalJSON writes NaN (no stream at that time) as null.
 func (h *rateHistory) MarshalJSON() ([]byte, error) {
 	out := struct {
-		T       []int64          `json:"t"`
+		T       []float64        `json:"t"`
 		Streams map[string][]any `json:"streams"`
 	}{T: h.T, Streams: map[string][]any{}}
 	if out.T == nil {
-		out.T = []int64{}
+		out.T = []float64{}
 	}
 	for name, xs := range h.Streams {
 		row := make([]any, len(xs))

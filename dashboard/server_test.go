@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -510,16 +511,52 @@ func TestRateHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got struct {
-		T       []int64
+		T       []float64
 		Streams map[string][]*float64
 	}
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
 	if len(got.T) != rateHistoryLen || got.T[0] != 1010 || len(got.Streams["plates"]) != rateHistoryLen || *got.Streams["plates"][0] != 10 {
-		t.Fatalf("history: %d points from %d", len(got.T), got.T[0])
+		t.Fatalf("history: %d points from %d", len(got.T), int64(got.T[0]))
 	}
 	if got.Streams["late"][0] == nil || len(got.Streams["late"]) != rateHistoryLen {
 		t.Fatalf("late stream: %v", got.Streams["late"][:3])
 	}
+}
+
+// TestFollowsReshard: records written after a reshard (to child shards)
+// still reach the store view, exactly once.
+func TestFollowsReshard(t *testing.T) {
+	st := openStore(t)
+	r := startRig(t, st, Config{})
+	putPlates(t, st, "1", "unagi", 5, 0, 0)
+	waitPlaced := func(n int64) {
+		t.Helper()
+		testutil.WaitFor(t, 10*time.Second, func() error {
+			v, err := r.storeView()
+			if err != nil {
+				return err
+			}
+			if v.Placed != n {
+				return fmt.Errorf("placed %d, want %d", v.Placed, n)
+			}
+			return nil
+		})
+	}
+	waitPlaced(5)
+	if err := st.UpdateShardCount(context.Background(), "plates", 8); err != nil {
+		t.Fatal(err)
+	}
+	for lane := 1; lane <= 6; lane++ {
+		putPlates(t, st, strconv.Itoa(lane), "unagi", 3, 0, 0)
+	}
+	waitPlaced(5 + 18)
+	if err := st.UpdateShardCount(context.Background(), "plates", 4); err != nil {
+		t.Fatal(err)
+	}
+	for lane := 1; lane <= 6; lane++ {
+		putPlates(t, st, strconv.Itoa(lane), "unagi", 1, 0, 0)
+	}
+	waitPlaced(5 + 18 + 6)
 }

@@ -214,7 +214,13 @@
         rateHist.byStream[n] = old.concat(cur).slice(-RATE_POINTS);
       }
       rateHist.t = h.t.concat(rateHist.t).slice(-RATE_POINTS);
+      drawRates();
     } catch (e) { /* the live points are enough */ }
+  }
+  let rateNames = [];
+  function drawRates() {
+    if (currentView !== "gateway" || rateHist.t.length < 2) return;
+    rateChart.set(rateNames, [rateHist.t.slice()].concat(rateNames.map((n) => (rateHist.byStream[n] || []).slice())));
   }
   function renderGateway(v) {
     if (!rateSeeded) seedRates();
@@ -245,7 +251,8 @@
       rateHist.t.shift();
       for (const n of Object.keys(rateHist.byStream)) rateHist.byStream[n].shift();
     }
-    if (currentView === "gateway") rateChart.set(names, [rateHist.t.slice()].concat(names.map((n) => rateHist.byStream[n].slice())));
+    rateNames = names;
+    drawRates();
 
     const tb = $("streams-table").tBodies[0];
     tb.textContent = "";
@@ -267,7 +274,9 @@
     const comps = $("components");
     comps.textContent = "";
     for (const name of Object.keys(v.components).sort()) {
-      comps.append(el("div", { class: "card", "data-component": name }, el("h2", {}, name.toUpperCase()), renderValue(v.components[name], 0)));
+      const body = renderValue(v.components[name], 0);
+      const wide = body instanceof Element && body.querySelector && (body.matches("table.tbl") || body.querySelector("table.tbl"));
+      comps.append(el("div", { class: "card" + (wide ? " wide" : ""), "data-component": name }, el("h2", {}, name.toUpperCase()), body));
     }
 
     const dl = v.deadletters;
@@ -323,10 +332,18 @@
         t.append(body);
         return t;
       }
-      return v.slice(0, 50).map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ");
+      const shown = v.slice(0, 12).map((x) => (typeof x === "object" ? JSON.stringify(x) : String(x))).join(", ");
+      return v.length > 12 ? shown + " … (" + v.length + " in all)" : shown;
     }
     const t = el("table", { class: "kv" });
-    for (const [k, x] of Object.entries(v)) t.append(el("tr", {}, el("th", {}, prettyKey(k)), el("td", {}, renderValue(x, depth + 1, k))));
+    for (const [k, x] of Object.entries(v)) {
+      if (x && typeof x === "object" && (!Array.isArray(x) || x.some((y) => y && typeof y === "object"))) {
+        // a nested table gets the card's full width, under its name
+        t.append(el("tr", {}, el("td", { colspan: "2", class: "nested" }, el("div", { class: "sub" }, prettyKey(k)), renderValue(x, depth + 1, k))));
+      } else {
+        t.append(el("tr", {}, el("th", {}, prettyKey(k)), el("td", {}, renderValue(x, depth + 1, k))));
+      }
+    }
     return t;
   }
 
