@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,6 +209,9 @@ func inChild(t *testing.T, name, kind string) float64 {
 // child is what a child process does.
 func child(t *testing.T, kind string) {
 	dir := os.Getenv("KAITEN_PEERS_DIR")
+	// The daemon's default memory_limit, so that in-process figures
+	// compare with what the gateway runs with.
+	debug.SetMemoryLimit(96 << 20)
 	var d time.Duration
 	switch kind {
 	case "append":
