@@ -1,7 +1,10 @@
 // Package kinesissink delivers batches upstream with Kinesis PutRecords, to
 // AWS or to another Kaiten acting as a regional hub, through the
 // aws-sdk-go-v2 Kinesis client. Partition keys are kept; a partial failure
-// (FailedRecordCount > 0) retries only the records that failed.
+// (FailedRecordCount > 0) retries only the records that failed, and sends
+// nothing newer until they are in, so records of one partition key keep
+// their order as long as the upstream fails a shard's records from some
+// point of a request on (as throttling does).
 //
 // PutRecords has no request id, so an upstream Kinesis can hold a record
 // twice when a gateway crashes after the upstream acknowledged and before
@@ -155,18 +158,14 @@ func (s *Sink) Deliver(ctx context.Context, b *sink.Batch) error {
 		}
 		out, err := s.client.PutRecords(ctx, in)
 		if err != nil {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("kinesissink: PutRecords: %w", err)
-			}
-			failed += len(chunk)
-			continue
+			firstErr = fmt.Errorf("kinesissink: PutRecords: %w", err)
+			failed += len(chunk) + len(todo)
+			break
 		}
 		if len(out.Records) != len(chunk) {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("kinesissink: PutRecords answered %d entries for %d", len(out.Records), len(chunk))
-			}
-			failed += len(chunk)
-			continue
+			firstErr = fmt.Errorf("kinesissink: PutRecords answered %d entries for %d", len(out.Records), len(chunk))
+			failed += len(chunk) + len(todo)
+			break
 		}
 		for j, res := range out.Records {
 			if res.ErrorCode == nil {
@@ -177,6 +176,13 @@ func (s *Sink) Deliver(ctx context.Context, b *sink.Batch) error {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("kinesissink: record failed: %s: %s", aws.ToString(res.ErrorCode), aws.ToString(res.ErrorMessage))
 			}
+		}
+		if failed > 0 {
+			// Send nothing after a partial failure: the retry sends the
+			// failed records first, so later records of the same partition
+			// key never overtake them.
+			failed += len(todo)
+			break
 		}
 	}
 	if failed > 0 {
