@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,19 +35,35 @@ func TestBenchReport(t *testing.T) {
 	gwRun := putRecordsRunner(t, "gateway", g.url)
 	klRun := putRecordsRunner(t, "kinesalite", startKinesalite(t))
 	// Rounds alternate between the two so that load from elsewhere on the
-	// machine hits both alike; each side's median round counts.
-	var gws, kls []benchResult
-	for range 3 {
-		gws = append(gws, gwRun())
-		kls = append(kls, klRun())
+	// machine hits both alike; each side's median round counts. One client
+	// sending one request at a time, then four clients at once (a store
+	// with several producers; the gateway's group commit then covers
+	// several requests with one fsync).
+	for _, clients := range []int{1, benchClients} {
+		var gws, kls []benchResult
+		for range 3 {
+			gws = append(gws, gwRun(clients))
+			kls = append(kls, klRun(clients))
+		}
+		gw, ref := median(gws), median(kls)
+		suffix := fmt.Sprintf("_%dclients", clients)
+		if clients == 1 {
+			suffix = "_1client"
+		}
+		fmt.Printf("BENCH kinesis_putrecords_gateway%s %.0f records/s\n", suffix, gw.recsPerSec)
+		fmt.Printf("BENCH kinesis_putrecords_gateway%s_latency %.2f ms/request\n", suffix, gw.msPerReq)
+		fmt.Printf("BENCH kinesis_putrecords_kinesalite%s %.0f records/s\n", suffix, ref.recsPerSec)
+		fmt.Printf("BENCH kinesis_putrecords_kinesalite%s_latency %.2f ms/request\n", suffix, ref.msPerReq)
+		name := "putrecords_vs_kinesalite"
+		if clients == 1 {
+			name += "_1client"
+		}
+		fmt.Printf("RATIO %s %.2f\n", name, gw.recsPerSec/ref.recsPerSec)
 	}
-	gw, ref := median(gws), median(kls)
-	fmt.Printf("BENCH kinesis_putrecords_gateway %.0f records/s\n", gw.recsPerSec)
-	fmt.Printf("BENCH kinesis_putrecords_gateway_latency %.2f ms/request\n", gw.msPerReq)
-	fmt.Printf("BENCH kinesis_putrecords_kinesalite %.0f records/s\n", ref.recsPerSec)
-	fmt.Printf("BENCH kinesis_putrecords_kinesalite_latency %.2f ms/request\n", ref.msPerReq)
-	fmt.Printf("RATIO putrecords_vs_kinesalite %.2f\n", gw.recsPerSec/ref.recsPerSec)
 }
+
+// benchClients is how many clients send at once in the concurrent rounds.
+const benchClients = 4
 
 type benchResult struct{ recsPerSec, msPerReq float64 }
 
@@ -58,7 +75,7 @@ func median(rs []benchResult) benchResult {
 // putRecordsRunner creates the bench stream, warms the server up (the JIT
 // of kinesalite, the caches of both) and returns a function that measures
 // one round of sequential PutRecords calls.
-func putRecordsRunner(t *testing.T, label, url string) func() benchResult {
+func putRecordsRunner(t *testing.T, label, url string) func(clients int) benchResult {
 	t.Helper()
 	ctx := context.Background()
 	c := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
@@ -85,34 +102,58 @@ func putRecordsRunner(t *testing.T, label, url string) func() benchResult {
 			t.Fatalf("%s: warm-up: %v", label, err)
 		}
 	}
-	return func() benchResult {
-		return measurePutRecords(t, label, c, in)
+	return func(clients int) benchResult {
+		return measurePutRecords(t, label, c, in, clients)
 	}
 }
 
-func measurePutRecords(t *testing.T, label string, c *kinesis.Client, in *kinesis.PutRecordsInput) benchResult {
+// measurePutRecords runs clients goroutines, each sending PutRecords one
+// after the other for a fixed time, and returns records per second and the
+// mean latency of a request.
+func measurePutRecords(t *testing.T, label string, c *kinesis.Client, in *kinesis.PutRecordsInput, clients int) benchResult {
+	t.Helper()
+	const round = 2 * time.Second
 	ctx := context.Background()
+	var mu sync.Mutex
+	var reqs int
+	var busy time.Duration
 	var failed error
-	res := testing.Benchmark(func(b *testing.B) {
-		for i := 0; i < b.N; i++ {
-			out, err := c.PutRecords(ctx, in)
-			if err == nil && aws.ToInt32(out.FailedRecordCount) != 0 {
-				err = fmt.Errorf("%d records failed", aws.ToInt32(out.FailedRecordCount))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, spent := 0, time.Duration(0)
+			for time.Since(start) < round {
+				t0 := time.Now()
+				out, err := c.PutRecords(ctx, in)
+				if err == nil && aws.ToInt32(out.FailedRecordCount) != 0 {
+					err = fmt.Errorf("%d records failed", aws.ToInt32(out.FailedRecordCount))
+				}
+				if err != nil {
+					mu.Lock()
+					failed = err
+					mu.Unlock()
+					return
+				}
+				spent += time.Since(t0)
+				n++
 			}
-			if err != nil {
-				failed = err
-				b.FailNow()
-			}
-		}
-	})
-	if failed != nil || res.N == 0 {
+			mu.Lock()
+			reqs += n
+			busy += spent
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if failed != nil || reqs == 0 {
 		t.Fatalf("%s: PutRecords: %v", label, failed)
 	}
-	perReq := res.T.Seconds() / float64(res.N)
-	t.Logf("%s: %d PutRecords in %s", label, res.N, res.T)
-	return benchResult{recsPerSec: 500 / perReq, msPerReq: perReq * 1000}
+	t.Logf("%s: %d clients, %d PutRecords in %s", label, clients, reqs, elapsed)
+	return benchResult{recsPerSec: float64(reqs*500) / elapsed.Seconds(), msPerReq: busy.Seconds() * 1000 / float64(reqs)}
 }
-
 // startKinesalite installs kinesalite with npm into the user cache (once)
 // and runs it on a free loopback port until the test ends.
 func startKinesalite(t *testing.T) string {
