@@ -154,6 +154,7 @@ func measurePutRecords(t *testing.T, label string, c *kinesis.Client, in *kinesi
 	t.Logf("%s: %d clients, %d PutRecords in %s", label, clients, reqs, elapsed)
 	return benchResult{recsPerSec: float64(reqs*500) / elapsed.Seconds(), msPerReq: busy.Seconds() * 1000 / float64(reqs)}
 }
+
 // startKinesalite installs kinesalite with npm into the user cache (once)
 // and runs it on a free loopback port until the test ends.
 func startKinesalite(t *testing.T) string {
