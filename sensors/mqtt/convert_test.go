@@ -97,3 +97,36 @@ func TestDeadLetterTruncatesHugeInput(t *testing.T) {
 		t.Fatalf("truncated=%v size=%d kept=%d record=%d", d.Truncated, d.Size, len(orig), len(e.Data))
 	}
 }
+
+// FuzzConvert: any topic and payload gives either a routed record or a
+// dead letter that is valid JSON holding the original bytes; never a panic.
+func FuzzConvert(f *testing.F) {
+	f.Add("store/demo-store/lane/3/plate", []byte(`{"store":"demo-store"}`))
+	f.Add("dev/x/reading", []byte(`{"device":{"id":1}}`))
+	f.Add("enrich/\xff", []byte("\x00\x01"))
+	c := Config{MaxPayload: 512, Routes: append(DefaultRoutes(),
+		Route{Topic: "dev/+/reading", Stream: "plates", Key: "{device}-{9}"},
+		Route{Topic: "enrich/#", Stream: "rich", Key: "{1}", Payload: PayloadEnrich})}
+	if err := c.Normalize("s"); err != nil {
+		f.Fatal(err)
+	}
+	r, err := newRouter(&c)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		m := &Message{Topic: topic, Payload: payload, Received: time.Now()}
+		s, e, class := r.convert(m)
+		if class == "" {
+			if s == "deadletter" || e.PartitionKey == "" || len(e.Data) > 1<<20 {
+				t.Fatalf("routed to %q key %q", s, e.PartitionKey)
+			}
+			return
+		}
+		d := decodeDead(t, e.Data)
+		orig, err := base64.StdEncoding.DecodeString(d.DataB64)
+		if s != "deadletter" || err != nil || (!d.Truncated && !bytes.Equal(orig, payload)) {
+			t.Fatalf("dead letter %+v for %q", d, payload)
+		}
+	})
+}
