@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +186,43 @@ func brokerAddr(t *testing.T, d *testutil.Daemon) string {
 		return fmt.Errorf("no broker address in the daemon's output")
 	})
 	return addr
+}
+
+// TestEmbeddedBrokerRefusesHugePackets: the embedded broker must not read a
+// PUBLISH far larger than mqtt.max_payload (default 256 KiB) into memory: a
+// client on the shop network could otherwise make a small board swap or die
+// with a few huge packets. A 64 MiB PUBLISH is refused (the connection is
+// dropped, no PUBACK) and the daemon's peak memory does not grow by it.
+func TestEmbeddedBrokerRefusesHugePackets(t *testing.T) {
+	d := daemon(t, "")
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + brokerAddr(t, d)).SetClientID("sec-huge").
+		SetAutoReconnect(false))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer pub.Disconnect(100)
+	before := rssKB(d.Cmd.Process.Pid)
+	tok := pub.Publish("store/demo-store/lane/1/plate", 1, false, make([]byte, 64<<20))
+	acked := tok.WaitTimeout(30*time.Second) && tok.Error() == nil
+	grew := rssKB(d.Cmd.Process.Pid) - before
+	t.Logf("64 MiB publish: acked %v, err %v, VmHWM grew %d MiB", acked, tok.Error(), grew>>10)
+	if acked {
+		t.Fatalf("the embedded broker took a 64 MiB PUBLISH (max_payload is 256 KiB); the daemon's RSS grew by %d MiB", grew>>10)
+	}
+	if grew > 32<<10 {
+		t.Fatalf("refused, but the daemon's peak RSS grew by %d MiB reading it", grew>>10)
+	}
+}
+
+// rssKB is a process's peak resident memory (VmHWM), in kB.
+func rssKB(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var n int64
+			fmt.Sscan(v, &n)
+			return n
+		}
+	}
+	return 0
 }
