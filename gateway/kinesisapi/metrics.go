@@ -31,6 +31,15 @@ type metrics struct {
 	latency           *prometheus.HistogramVec
 }
 
+// forget drops a deleted stream's series.
+func (m *metrics) forget(stream string) {
+	for _, v := range []*prometheus.CounterVec{m.incomingRecords, m.incomingBytes, m.putRecordSuccess, m.putRecordBytes,
+		m.putRecordsSuccess, m.putRecordsTotal, m.putRecordsOK, m.putRecordsFailed, m.putRecordsThrottl, m.putRecordsBytes,
+		m.writeThrottled} {
+		v.DeleteLabelValues(stream)
+	}
+}
+
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns = "kaiten_kinesis"
 	cv := func(name, help string, labels ...string) *prometheus.CounterVec {

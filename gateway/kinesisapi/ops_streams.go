@@ -96,6 +96,7 @@ func (s *Server) deleteStream(ctx context.Context, in *deleteStreamInput) (any, 
 		return nil, streamErr(name, err)
 	}
 	s.consumerStreamDeleted(name)
+	s.m.forget(name)
 	return nil, nil
 }
 

@@ -109,3 +109,20 @@ func TestPutRecordsThrottled(t *testing.T) {
 		t.Fatalf("WriteProvisionedThroughputExceeded %v, want %d", v, throttled)
 	}
 }
+
+// TestShardLimits: the store's shard cap answers LimitExceededException.
+func TestShardLimits(t *testing.T) {
+	g := newGateway(t, Config{}, func(o *stream.Options) { o.MaxShards = 4 })
+	ctx := ctxT(t)
+	c := g.client("AKIDTEST", "secret")
+	_, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("wide"), ShardCount: aws.Int32(5)})
+	wantCode(t, err, "LimitExceededException")
+	must[*kinesis.CreateStreamOutput](t)(c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("narrow"), ShardCount: aws.Int32(2)}))
+	_, err = c.UpdateShardCount(ctx, &kinesis.UpdateShardCountInput{StreamName: aws.String("narrow"), TargetShardCount: aws.Int32(4), ScalingType: types.ScalingTypeUniformScaling})
+	wantCode(t, err, "LimitExceededException")
+	// The stream is untouched: still two open shards, ACTIVE.
+	sum := must[*kinesis.DescribeStreamSummaryOutput](t)(c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("narrow")}))
+	if aws.ToInt32(sum.StreamDescriptionSummary.OpenShardCount) != 2 || sum.StreamDescriptionSummary.StreamStatus != types.StreamStatusActive {
+		t.Fatalf("after refused reshard: %+v", sum.StreamDescriptionSummary)
+	}
+}
