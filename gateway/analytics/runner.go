@@ -40,6 +40,10 @@ type RunnerOptions struct {
 	Idle time.Duration
 }
 
+// liveBehind: a query at most this far behind its source emits each
+// closed window at once.
+const liveBehind = 2 * time.Second
+
 // Runner runs one continuous query as consumer group analytics-<name>.
 // Its methods are safe for concurrent use.
 type Runner struct {
@@ -225,7 +229,7 @@ func (r *Runner) loop(ctx context.Context) {
 			// the restarted query takes its leases back at once instead of
 			// waiting for the dead process's leases to expire.
 			err = r.opts.Store.Consume(ctx, stream.ConsumerConfig{Group: r.group, Stream: r.plan.Source,
-				Owner: r.group, StartAtLatest: r.cfg.StartAtLatest, Idle: r.opts.Idle}, r.handle)
+				Owner: r.group, StartAtLatest: r.cfg.StartAtLatest, Idle: r.opts.Idle, Limit: 5000}, r.handle)
 			if ctx.Err() != nil {
 				return
 			}
@@ -264,7 +268,11 @@ func (r *Runner) handle(ctx context.Context, b stream.ShardBatch) error {
 		r.dirty = true
 	}
 	r.account()
-	if len(r.pending) > 0 || b.Ended || (r.dirty && now.Sub(r.lastSave) >= r.opts.SaveInterval) {
+	// Results go out at once while the query keeps up with its source; while
+	// it works through a backlog they are gathered for up to SaveInterval
+	// (or 500 of them), so one save and one put cover many windows.
+	live := len(r.pending) > 0 && b.MillisBehindLatest < liveBehind.Milliseconds()
+	if live || len(r.pending) >= stream.MaxBatchRecords || b.Ended || (r.dirty && now.Sub(r.lastSave) >= r.opts.SaveInterval) {
 		if err := r.save(); err != nil {
 			return err
 		}

@@ -1,0 +1,264 @@
+package analytics
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kaiten-edge/kaiten/gateway/stream"
+)
+
+const benchSQL = "SELECT lane, plate_type, COUNT(*) AS n, AVG(price) AS avg_price FROM plates GROUP BY lane, plate_type, TUMBLING(INTERVAL '1' MINUTE)"
+
+var benchTypes = []string{"salmon", "tuna", "ebi", "tamago", "unagi", "inari", "kappa-maki", "ikura"}
+
+// fillPlates stores n plate events in stream plates (4 shards), event times
+// 60 ms apart starting at base, 8 lanes and 8 plate types. One writer, so
+// every shard holds its records in event-time order, as a live store's
+// sensors would produce them.
+func fillPlates(t *testing.T, st *stream.Store, n int, base time.Time) {
+	t.Helper()
+	const per = 500
+	batch := make([]stream.Entry, 0, per)
+	flush := func() {
+		res, err := st.PutBatch(context.Background(), "plates", batch)
+		if err == nil {
+			for _, r := range res {
+				if r.Err != nil {
+					err = r.Err
+					break
+				}
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = batch[:0]
+	}
+	for i := 0; i < n; i++ {
+		lane := i%8 + 1
+		ts := base.Add(time.Duration(i) * 60 * time.Millisecond).Format("2006-01-02T15:04:05.000Z07:00")
+		data := fmt.Sprintf(`{"store":"demo-store","lane":"%d","plate_type":"%s","event":"taken","plate_id":"p-%06d","sensor":"lane%d-ir1","price":%d,"ts":"%s"}`,
+			lane, benchTypes[(i/8)%8], i, lane, 100+(i*37)%400, ts)
+		batch = append(batch, stream.Entry{PartitionKey: fmt.Sprintf("demo-store/%d", lane), Data: []byte(data)})
+		if len(batch) == per {
+			flush()
+		}
+	}
+	if len(batch) > 0 {
+		flush()
+	}
+}
+
+// readShards calls fn with every stored batch of stream name.
+func readShards(t testing.TB, st *stream.Store, name string, fn func(shard string, recs []stream.Record)) {
+	d, err := st.DescribeStream(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range d.Shards {
+		after := ""
+		for {
+			rr, err := st.Read(context.Background(), stream.ReadRequest{Stream: name, ShardID: sh.ShardID, After: after, Limit: 5000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rr.Records) == 0 {
+				break
+			}
+			fn(sh.ShardID, rr.Records)
+			after = rr.Records[len(rr.Records)-1].SequenceNumber
+		}
+	}
+}
+
+// handwritten is the practical limit: the same result computed by a plain
+// Go loop over the same stored records (encoding/json into a struct, a map
+// of running sums), rendered in the same format.
+func handwritten(t testing.TB, st *stream.Store) []string {
+	type key struct {
+		start           int64
+		lane, plateType string
+	}
+	type agg struct {
+		n   int64
+		sum float64
+	}
+	groups := map[key]*agg{}
+	readShards(t, st, "plates", func(_ string, recs []stream.Record) {
+		for _, r := range recs {
+			var ev struct {
+				Lane      string    `json:"lane"`
+				PlateType string    `json:"plate_type"`
+				Price     float64   `json:"price"`
+				TS        time.Time `json:"ts"`
+			}
+			if err := json.Unmarshal(r.Data, &ev); err != nil {
+				continue
+			}
+			ms := ev.TS.UnixMilli()
+			k := key{ms - ms%60000, ev.Lane, ev.PlateType}
+			g := groups[k]
+			if g == nil {
+				g = &agg{}
+				groups[k] = g
+			}
+			g.n++
+			g.sum += ev.Price
+		}
+	})
+	out := make([]string, 0, len(groups))
+	for k, g := range groups {
+		out = append(out, fmt.Sprintf(`{"query":"bench","window_start":"%s","window_end":"%s","lane":"%s","plate_type":"%s","n":%d,"avg_price":%s}`,
+			formatMillis(k.start), formatMillis(k.start+60000), k.lane, k.plateType, g.n, strconv.FormatFloat(g.sum/float64(g.n), 'f', -1, 64)))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// engineOnly runs the query's operator over the same stored records.
+func engineOnly(t testing.TB, st *stream.Store) []string {
+	p, err := Parse(benchSQL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(p, EngineOptions{Query: "bench", EventTime: []string{"ts"}, Lateness: 5 * time.Second})
+	d, err := st.DescribeStream("plates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range d.Shards {
+		e.Track(sh.ShardID) // shards are read one after the other here
+	}
+	var out []string
+	readShards(t, st, "plates", func(shard string, recs []stream.Record) {
+		e.Process(shard, recs)
+		for _, em := range e.Take() {
+			if em.Late {
+				t.Fatalf("late record in the benchmark: %s", em.Data)
+			}
+			out = append(out, string(em.Data))
+		}
+	})
+	e.FlushAll()
+	for _, em := range e.Take() {
+		out = append(out, string(em.Data))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// procStatus reads a kB field of /proc/self/status in MiB (-1 if absent).
+func procStatus(field string) float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// resetPeakRSS returns freed memory to the OS and resets VmHWM.
+func resetPeakRSS() {
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// TestBenchReport (make bench): a grouped one-minute tumbling COUNT/AVG
+// over 1,000,000 stored records, the query (Consume, operator, durable
+// state, results written to a stream) against a hand-written loop over the
+// same records in the same run.
+func TestBenchReport(t *testing.T) {
+	if os.Getenv("KAITEN_BENCH") != "1" {
+		return
+	}
+	n := 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("KAITEN_BENCH_ANALYTICS_N")); err == nil && v > 0 {
+		n = v
+	}
+	dir := t.TempDir()
+	st := openStore(t, filepath.Join(dir, "store"), map[string]int{"plates": 4, "plate-stats": 1, "deadletter": 1})
+	base := time.Now().Add(-time.Duration(n)*60*time.Millisecond - time.Hour).Truncate(time.Minute)
+	start := time.Now()
+	fillPlates(t, st, n, base)
+	t.Logf("stored %d records in %s", n, time.Since(start))
+
+	runtime.GC()
+	start = time.Now()
+	want := handwritten(t, st)
+	hand := time.Since(start)
+
+	runtime.GC()
+	start = time.Now()
+	eng := engineOnly(t, st)
+	engDur := time.Since(start)
+	if !slices.Equal(eng, want) {
+		t.Fatalf("operator and hand-written loop disagree: %d vs %d results", len(eng), len(want))
+	}
+
+	resetPeakRSS()
+	var anonPeak float64
+	q := QueryConfig{Name: "bench", SQL: benchSQL, EventTime: "ts", Recent: 5}
+	r, err := NewRunner(context.Background(), q, RunnerOptions{Store: st, StateDir: filepath.Join(dir, "analytics"),
+		Logger: slog.New(slog.DiscardHandler), Idle: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start = time.Now()
+	r.Start(ctx)
+	deadline := time.Now().Add(time.Duration(n/1000) * 300 * time.Millisecond)
+	for {
+		anonPeak = max(anonPeak, procStatus("RssAnon"))
+		s := r.Status()
+		if s.In == int64(n) && s.OpenWindows == 0 && s.Out == int64(len(want)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("query did not finish: %+v", s)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the end of the run; adds at most 5 ms
+	}
+	full := time.Since(start)
+	rss := procStatus("VmHWM")
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), time.Minute)
+	defer stopCancel()
+	if err := r.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+	got := datas(readAll(t, st, "plate-stats"))
+	if !slices.Equal(got, want) {
+		t.Fatalf("query results and hand-written loop disagree: %d vs %d results", len(got), len(want))
+	}
+	rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }
+	fmt.Printf("BENCH analytics_query_records_per_s %.0f records/s\n", rate(full))
+	fmt.Printf("BENCH analytics_operator_records_per_s %.0f records/s\n", rate(engDur))
+	fmt.Printf("BENCH analytics_handwritten_records_per_s %.0f records/s\n", rate(hand))
+	// VmHWM counts the pages of Badger's memory-mapped files that the reads
+	// touched; RssAnon (sampled every 5 ms) is the process's own memory.
+	fmt.Printf("BENCH analytics_query_peak_rss %.1f MiB\n", rss)
+	fmt.Printf("BENCH analytics_query_peak_rss_anon %.1f MiB\n", anonPeak)
+	fmt.Printf("BENCH analytics_windows %d results\n", len(want))
+	fmt.Printf("RATIO analytics_vs_handwritten %.2f\n", hand.Seconds()/full.Seconds())
+	fmt.Printf("RATIO analytics_operator_vs_handwritten %.2f\n", hand.Seconds()/engDur.Seconds())
+}
