@@ -71,8 +71,12 @@ type FS struct {
 	mu   sync.RWMutex
 	dead bool
 
-	dirtyMu sync.Mutex
-	dirty   map[*node]struct{}
+	// files holds the data state of every file that was ever written,
+	// keyed by inode number: go-fuse may build several node objects for
+	// one file (a lookup builds a fresh one before it is matched with the
+	// tree), so the state cannot live in the node.
+	filesMu sync.Mutex
+	files   map[uint64]*fileState
 
 	writes, fsyncs, synced, dropped, droppedFiles atomic.Int64
 }
@@ -87,7 +91,7 @@ func Mount(backing, mountpoint string, o Options) (*FS, error) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		return nil, fmt.Errorf("%w: /dev/fuse: %v (the kernel's fuse module is needed)", ErrMount, err)
 	}
-	l := &FS{backing: backing, mnt: mountpoint, dirty: map[*node]struct{}{}}
+	l := &FS{backing: backing, mnt: mountpoint, files: map[uint64]*fileState{}}
 	root := &fs.LoopbackRoot{Path: backing}
 	var st syscall.Stat_t
 	if err := syscall.Stat(backing, &st); err != nil {
@@ -104,6 +108,10 @@ func Mount(backing, mountpoint string, o Options) (*FS, error) {
 	opts.MountOptions = fuse.MountOptions{
 		FsName: "lazyfs:" + backing, Name: "lazyfs", Debug: o.Debug,
 		DirectMount: os.Geteuid() == 0, // root mounts with mount(2); others need fusermount3
+		// Nothing but this mount changes the backing files, so the kernel's
+		// page cache stays valid; automatic invalidation on an mtime change
+		// would throw away dirty pages of shared mmaps (Badger's logs).
+		ExplicitDataCacheControl: true,
 	}
 	server, err := fs.Mount(mountpoint, rootNode, opts)
 	if err != nil {
@@ -131,19 +139,19 @@ func (l *FS) Cut() int64 {
 		return 0
 	}
 	l.dead = true
-	l.dirtyMu.Lock()
-	defer l.dirtyMu.Unlock()
+	l.filesMu.Lock()
+	defer l.filesMu.Unlock()
 	var n int64
-	for nd := range l.dirty {
-		nd.mu.Lock()
-		if nd.d != nil {
-			n += int64(len(nd.d.pages)) * pageSize
+	for _, fsd := range l.files {
+		fsd.mu.Lock()
+		if fsd.d != nil {
+			n += int64(len(fsd.d.pages)) * pageSize
 			l.droppedFiles.Add(1)
-			nd.d = nil
+			fsd.d = nil
 		}
-		nd.mu.Unlock()
+		fsd.mu.Unlock()
 	}
-	l.dirty = map[*node]struct{}{}
+	l.files = map[uint64]*fileState{}
 	l.dropped.Add(n)
 	return n
 }
@@ -184,16 +192,38 @@ func (l *FS) enter() syscall.Errno {
 	return fs.OK
 }
 
-func (l *FS) markDirty(n *node) {
-	l.dirtyMu.Lock()
-	l.dirty[n] = struct{}{}
-	l.dirtyMu.Unlock()
+// state returns the data state of inode ino; with create false it may
+// return nil (the file was never written through this mount).
+func (l *FS) state(ino uint64, create bool) *fileState {
+	l.filesMu.Lock()
+	defer l.filesMu.Unlock()
+	st := l.files[ino]
+	if st == nil && create {
+		st = &fileState{l: l}
+		l.files[ino] = st
+	}
+	return st
 }
 
-func (l *FS) markClean(n *node) {
-	l.dirtyMu.Lock()
-	delete(l.dirty, n)
-	l.dirtyMu.Unlock()
+// forget drops the state of inode ino when its backing file is gone (a new
+// file may get the same inode number later).
+func (l *FS) forget(ino uint64) {
+	l.filesMu.Lock()
+	st := l.files[ino]
+	delete(l.files, ino)
+	l.filesMu.Unlock()
+	if st != nil {
+		st.mu.Lock()
+		st.d = nil
+		st.mu.Unlock()
+	}
+}
+
+// fileState is one file's data state.
+type fileState struct {
+	l  *FS
+	mu sync.Mutex
+	d  *dirtyData // nil when everything is synced
 }
 
 // dirtyData is a file's unsynced state.
@@ -207,14 +237,14 @@ type dirtyData struct {
 	pages map[int64][]byte // page index -> pageSize bytes
 }
 
-// node is a file or directory. Its unsynced data lives in d.
+// node is a file or directory. Its unsynced data lives in its fileState.
 type node struct {
 	fs.LoopbackNode
 	lfs *FS
-
-	mu sync.Mutex
-	d  *dirtyData // nil when everything is synced
 }
+
+// st returns the node's data state.
+func (n *node) st() *fileState { return n.lfs.state(n.StableAttr().Ino, true) }
 
 var (
 	_ fs.NodeLookuper       = (*node)(nil)
@@ -245,39 +275,21 @@ func (n *node) backingPath() string {
 	return filepath.Join(n.LoopbackNode.RootData.Path, n.Path(root))
 }
 
-func asNode(in *fs.Inode) *node {
-	if in == nil {
-		return nil
-	}
-	nd, _ := in.Operations().(*node)
-	return nd
-}
-
-// fixSize reports the size programs see for a dirty file.
-func (n *node) fixSize(a *fuse.Attr) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.d != nil {
-		a.Size = uint64(n.d.size)
-		a.Blocks = (a.Size + 511) / 512
+// fixSize reports the size programs see for inode ino, if it is dirty.
+func (l *FS) fixSize(ino uint64, a *fuse.Attr) {
+	if st := l.state(ino, false); st != nil {
+		st.mu.Lock()
+		if st.d != nil {
+			a.Size = uint64(st.d.size)
+			a.Blocks = (a.Size + 511) / 512
+		}
+		st.mu.Unlock()
 	}
 }
 
-// forget drops a node's unsynced state when its backing file is gone (a
-// new file may get the same inode number, and so the same node, later).
-func (n *node) forget() {
-	n.mu.Lock()
-	had := n.d != nil
-	n.d = nil
-	n.mu.Unlock()
-	if had {
-		n.lfs.markClean(n)
-	}
-}
-
-// dirtyLocked returns the node's dirty state, starting it from the backing
-// file's size. n.mu is held.
-func (n *node) dirtyLocked(fd int) (*dirtyData, syscall.Errno) {
+// dirtyLocked returns the dirty state, starting it from the backing file's
+// size. n.mu is held.
+func (n *fileState) dirtyLocked(fd int) (*dirtyData, syscall.Errno) {
 	if n.d != nil {
 		return n.d, fs.OK
 	}
@@ -286,12 +298,11 @@ func (n *node) dirtyLocked(fd int) (*dirtyData, syscall.Errno) {
 		return nil, fs.ToErrno(err)
 	}
 	n.d = &dirtyData{size: st.Size, base: st.Size, pages: map[int64][]byte{}}
-	n.lfs.markDirty(n)
 	return n.d, fs.OK
 }
 
 // page returns page p for writing, loading it from the backing file.
-func (n *node) page(fd int, d *dirtyData, p int64) ([]byte, syscall.Errno) {
+func (n *fileState) page(fd int, d *dirtyData, p int64) ([]byte, syscall.Errno) {
 	if pg, ok := d.pages[p]; ok {
 		return pg, fs.OK
 	}
@@ -331,7 +342,7 @@ func readBacking(fd int, buf []byte, off, limit int64) syscall.Errno {
 	return fs.OK
 }
 
-func (n *node) write(fd int, data []byte, off int64) (uint32, syscall.Errno) {
+func (n *fileState) write(fd int, data []byte, off int64) (uint32, syscall.Errno) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	d, errno := n.dirtyLocked(fd)
@@ -352,7 +363,7 @@ func (n *node) write(fd int, data []byte, off int64) (uint32, syscall.Errno) {
 	return uint32(len(data)), fs.OK
 }
 
-func (n *node) read(fd int, buf []byte, off int64) (int, syscall.Errno) {
+func (n *fileState) read(fd int, buf []byte, off int64) (int, syscall.Errno) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	d := n.d
@@ -388,7 +399,7 @@ func (n *node) read(fd int, buf []byte, off int64) (int, syscall.Errno) {
 	return len(buf), fs.OK
 }
 
-func (n *node) truncate(fd int, size int64) syscall.Errno {
+func (n *fileState) truncate(fd int, size int64) syscall.Errno {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	d, errno := n.dirtyLocked(fd)
@@ -413,7 +424,7 @@ func (n *node) truncate(fd int, size int64) syscall.Errno {
 }
 
 // sync writes the unsynced data to the backing file: what fsync makes durable.
-func (n *node) sync(fd int) syscall.Errno {
+func (n *fileState) sync(fd int) syscall.Errno {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	d := n.d
@@ -458,8 +469,7 @@ func (n *node) sync(fd int) syscall.Errno {
 		return fs.ToErrno(err)
 	}
 	n.d = nil
-	n.lfs.markClean(n)
-	n.lfs.synced.Add(written)
+	n.l.synced.Add(written)
 	return fs.OK
 }
 
@@ -491,9 +501,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	defer n.lfs.mu.RUnlock()
 	ch, errno := n.LoopbackNode.Lookup(ctx, name, out)
 	if errno == fs.OK {
-		if c := asNode(ch); c != nil {
-			c.fixSize(&out.Attr)
-		}
+		n.lfs.fixSize(ch.StableAttr().Ino, &out.Attr)
 	}
 	return ch, errno
 }
@@ -508,9 +516,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, fs.ToErrno(err)
 	}
-	f := &file{n: n, fd: fd}
+	f := &file{l: n.lfs, ino: n.StableAttr().Ino, fd: fd}
 	if flags&syscall.O_TRUNC != 0 {
-		if errno := n.truncate(fd, 0); errno != fs.OK {
+		if errno := f.st().truncate(fd, 0); errno != fs.OK {
 			syscall.Close(fd)
 			return nil, 0, errno
 		}
@@ -536,22 +544,20 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno != fs.OK {
 		return nil, nil, 0, errno
 	}
-	c := asNode(ch)
-	if c == nil {
-		return nil, nil, 0, syscall.EIO
-	}
+	ino := ch.StableAttr().Ino
 	fd, err = openBacking(p, flags, false, 0)
 	if err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
 	}
+	f := &file{l: n.lfs, ino: ino, fd: fd}
 	if flags&syscall.O_TRUNC != 0 {
-		if errno := c.truncate(fd, 0); errno != fs.OK {
+		if errno := f.st().truncate(fd, 0); errno != fs.OK {
 			syscall.Close(fd)
 			return nil, nil, 0, errno
 		}
 	}
-	c.fixSize(&out.Attr)
-	return ch, &file{n: c, fd: fd}, 0, fs.OK
+	n.lfs.fixSize(ino, &out.Attr)
+	return ch, f, 0, fs.OK
 }
 
 // Getattr implements fs.NodeGetattrer.
@@ -563,7 +569,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	if errno := n.LoopbackNode.Getattr(ctx, f, out); errno != fs.OK {
 		return errno
 	}
-	n.fixSize(&out.Attr)
+	n.lfs.fixSize(n.StableAttr().Ino, &out.Attr)
 	return fs.OK
 }
 
@@ -584,12 +590,14 @@ func (n *node) Statx(ctx context.Context, f fs.FileHandle, flags uint32, mask ui
 		return fs.ToErrno(err)
 	}
 	out.FromStatx(&st)
-	n.mu.Lock()
-	if n.d != nil {
-		out.Statx.Size = uint64(n.d.size)
-		out.Statx.Blocks = (out.Statx.Size + 511) / 512
+	if fst := n.lfs.state(n.StableAttr().Ino, false); fst != nil {
+		fst.mu.Lock()
+		if fst.d != nil {
+			out.Statx.Size = uint64(fst.d.size)
+			out.Statx.Blocks = (out.Statx.Size + 511) / 512
+		}
+		fst.mu.Unlock()
 	}
-	n.mu.Unlock()
 	return fs.OK
 }
 
@@ -611,7 +619,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			}
 			owned = true
 		}
-		errno := n.truncate(fd, int64(sz))
+		errno := n.st().truncate(fd, int64(sz))
 		if owned {
 			syscall.Close(fd)
 		}
@@ -623,7 +631,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	if errno := n.LoopbackNode.Setattr(ctx, f, in, out); errno != fs.OK {
 		return errno
 	}
-	n.fixSize(&out.Attr)
+	n.lfs.fixSize(n.StableAttr().Ino, &out.Attr)
 	return fs.OK
 }
 
@@ -633,10 +641,10 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	defer n.lfs.mu.RUnlock()
-	victim := asNode(n.GetChild(name))
+	victim := n.GetChild(name)
 	errno := n.LoopbackNode.Unlink(ctx, name)
 	if errno == fs.OK && victim != nil {
-		victim.forget()
+		n.lfs.forget(victim.StableAttr().Ino)
 	}
 	return errno
 }
@@ -647,11 +655,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		return errno
 	}
 	defer n.lfs.mu.RUnlock()
-	src := asNode(n.GetChild(name))
-	victim := asNode(newParent.EmbeddedInode().GetChild(newName))
+	src := n.GetChild(name)
+	victim := newParent.EmbeddedInode().GetChild(newName)
 	errno := n.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
-	if errno == fs.OK && victim != nil && victim != src && flags&unix.RENAME_EXCHANGE == 0 {
-		victim.forget()
+	if errno == fs.OK && victim != nil && src != nil && victim.StableAttr().Ino != src.StableAttr().Ino && flags&unix.RENAME_EXCHANGE == 0 {
+		n.lfs.forget(victim.StableAttr().Ino)
 	}
 	return errno
 }
@@ -710,18 +718,21 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 // file is an open file: a read-write descriptor of the backing file. Data
 // goes through the node's overlay.
 type file struct {
-	n    *node
+	l    *FS
+	ino  uint64
 	fd   int
 	once sync.Once
 }
 
+func (f *file) st() *fileState { return f.l.state(f.ino, true) }
+
 // Read implements fs.FileReader.
 func (f *file) Read(ctx context.Context, buf []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if errno := f.n.lfs.enter(); errno != fs.OK {
+	if errno := f.l.enter(); errno != fs.OK {
 		return nil, errno
 	}
-	defer f.n.lfs.mu.RUnlock()
-	m, errno := f.n.read(f.fd, buf, off)
+	defer f.l.mu.RUnlock()
+	m, errno := f.st().read(f.fd, buf, off)
 	if errno != fs.OK {
 		return nil, errno
 	}
@@ -730,40 +741,41 @@ func (f *file) Read(ctx context.Context, buf []byte, off int64) (fuse.ReadResult
 
 // Write implements fs.FileWriter.
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	if errno := f.n.lfs.enter(); errno != fs.OK {
+	if errno := f.l.enter(); errno != fs.OK {
 		return 0, errno
 	}
-	defer f.n.lfs.mu.RUnlock()
-	f.n.lfs.writes.Add(1)
-	return f.n.write(f.fd, data, off)
+	defer f.l.mu.RUnlock()
+	f.l.writes.Add(1)
+	return f.st().write(f.fd, data, off)
 }
 
 // Fsync implements fs.FileFsyncer: the file's unsynced data becomes durable.
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	if errno := f.n.lfs.enter(); errno != fs.OK {
+	if errno := f.l.enter(); errno != fs.OK {
 		return errno
 	}
-	defer f.n.lfs.mu.RUnlock()
-	f.n.lfs.fsyncs.Add(1)
-	return f.n.sync(f.fd)
+	defer f.l.mu.RUnlock()
+	f.l.fsyncs.Add(1)
+	return f.st().sync(f.fd)
 }
 
 // Allocate implements fs.FileAllocater for plain fallocate (which may grow
 // the file) and FALLOC_FL_KEEP_SIZE (a no-op here).
 func (f *file) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
-	if errno := f.n.lfs.enter(); errno != fs.OK {
+	if errno := f.l.enter(); errno != fs.OK {
 		return errno
 	}
-	defer f.n.lfs.mu.RUnlock()
+	defer f.l.mu.RUnlock()
 	switch mode {
 	case 0:
-		f.n.mu.Lock()
-		d, errno := f.n.dirtyLocked(f.fd)
+		st := f.st()
+		st.mu.Lock()
+		d, errno := st.dirtyLocked(f.fd)
 		grow := errno == fs.OK && int64(off+size) > d.size
 		if grow {
 			d.size = int64(off + size)
 		}
-		f.n.mu.Unlock()
+		st.mu.Unlock()
 		return errno
 	case unix.FALLOC_FL_KEEP_SIZE:
 		return fs.OK
@@ -778,17 +790,17 @@ func (f *file) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
 		return fs.ToErrno(err)
 	}
 	out.FromStat(&st)
-	f.n.fixSize(&out.Attr)
+	f.l.fixSize(f.ino, &out.Attr)
 	return fs.OK
 }
 
 // Flush implements fs.FileFlusher (close(2) on a descriptor): nothing to do,
 // closing does not sync.
 func (f *file) Flush(ctx context.Context) syscall.Errno {
-	if errno := f.n.lfs.enter(); errno != fs.OK {
+	if errno := f.l.enter(); errno != fs.OK {
 		return errno
 	}
-	f.n.lfs.mu.RUnlock()
+	f.l.mu.RUnlock()
 	return fs.OK
 }
 

@@ -3,7 +3,9 @@ package lazyfs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -143,39 +145,25 @@ func TestUnsyncedTruncateAndRegrowReadsZeros(t *testing.T) {
 	}
 }
 
-// Badger writes its logs through shared mmaps and msyncs them.
+// Badger writes its logs through shared mmaps and msyncs them. The mmap
+// side runs in a child process: a page fault served by FUSE in the same Go
+// process can deadlock against the garbage collector.
 func TestMmapWritesNeedMsync(t *testing.T) {
+	if p := os.Getenv("LAZYFS_MMAP_CHILD"); p != "" {
+		mmapChild(p)
+		return
+	}
 	backing := t.TempDir()
 	l := mount(t, backing)
-	f, err := os.OpenFile(filepath.Join(l.Dir(), "m"), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMmapWritesNeedMsync$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LAZYFS_MMAP_CHILD="+filepath.Join(l.Dir(), "m"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mmap child: %v\n%s", err, out)
 	}
-	defer f.Close()
-	if err := f.Truncate(3 * pageSize); err != nil {
-		t.Fatal(err)
-	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, 3*pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	copy(mem, "synced")
-	if err := unix.Msync(mem, unix.MS_SYNC); err != nil {
-		t.Fatal(err)
-	}
-	copy(mem[2*pageSize:], "lost")
-	copy(mem[:6], "LOSTXX")
 	if disk, _ := os.ReadFile(filepath.Join(backing, "m")); len(disk) != 3*pageSize || string(disk[:6]) != "synced" {
 		t.Fatalf("backing after msync: %d bytes, %q", len(disk), disk[:min(6, len(disk))])
 	}
-	// Write the dirty pages back to the filesystem without syncing them
-	// (as the kernel's writeback would), then cut.
-	if err := unix.Msync(mem, unix.MS_ASYNC); err != nil {
-		t.Fatal(err)
-	}
 	l.Cut()
-	_ = unix.Munmap(mem)
-	f.Close()
 	if err := l.Unmount(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +175,36 @@ func TestMmapWritesNeedMsync(t *testing.T) {
 	if len(got) != 3*pageSize || string(got[:6]) != "synced" || !bytes.Equal(got[2*pageSize:2*pageSize+4], make([]byte, 4)) {
 		t.Fatalf("after the cut: %d bytes, head %q, page 2 %q", len(got), got[:6], got[2*pageSize:2*pageSize+4])
 	}
+}
+
+// mmapChild writes through a shared mapping: "synced" msynced, then more
+// that is written back (MS_ASYNC) but never synced.
+func mmapChild(path string) {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "mmap child:", err)
+		os.Exit(3)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		fail(err)
+	}
+	if err := f.Truncate(3 * pageSize); err != nil {
+		fail(err)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, 3*pageSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		fail(err)
+	}
+	copy(mem, "synced")
+	if err := unix.Msync(mem, unix.MS_SYNC); err != nil {
+		fail(err)
+	}
+	copy(mem[2*pageSize:], "lost")
+	copy(mem[:6], "LOSTXX")
+	if err := unix.Msync(mem, unix.MS_ASYNC); err != nil {
+		fail(err)
+	}
+	os.Exit(0) // no munmap, no sync: the dirty pages are the kernel's now
 }
 
 // The pattern of atomic file replacement: write a temporary file, fsync,

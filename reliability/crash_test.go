@@ -1,0 +1,169 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kaiten-edge/kaiten/internal/testutil"
+	"github.com/kaiten-edge/kaiten/reliability/lazyfs"
+)
+
+// faultLoop is the crash loop shared by TestCrashLoop and TestPowerLoss.
+type faultLoop struct {
+	rounds int
+	// dataDir returns the data directory for the next start.
+	dataDir func() string
+	// fault ends a running daemon: a SIGKILL, or a power cut then a kill.
+	fault func(d *testutil.Daemon)
+	// mqttN and kinN are the numbers of producer goroutines.
+	mqttN, kinN int
+}
+
+func (f faultLoop) run(t *testing.T) {
+	cfg := gatewayConfig(t, "")
+	mqttAddr := testutil.FreeAddr(t)
+	led := newLedger()
+	lastSeq := map[string]*big.Int{}
+	args := []string{"--config", cfg, "--no-sim", "--mqtt-addr", mqttAddr}
+	start := time.Now()
+	for round := 0; round < f.rounds; round++ {
+		dir := f.dataDir()
+		d := testutil.StartDaemon(t, dir, args...)
+		// Every record acknowledged before the fault is there, unchanged.
+		recs, last := readStream(t, d.HTTPAddr, "plates")
+		checkAcked(t, fmt.Sprintf("after restart %d", round), led.snapshot(), recs)
+		for sh, seq := range last {
+			if prev, ok := lastSeq[sh]; ok && seq.Cmp(prev) < 0 {
+				t.Fatalf("round %d: %s: last sequence number went back from %s to %s", round, sh, prev, seq)
+			}
+		}
+		counts, errObjs := delivered(t, filepath.Join(dir, "delivered"))
+		checkNoDuplicates(t, fmt.Sprintf("after restart %d", round), counts, recs)
+		if len(errObjs) > 0 {
+			t.Fatalf("round %d: delivery wrote error output %v", round, errObjs)
+		}
+
+		ctx, cancel := context.WithCancel(context.Background())
+		before := led.n.Load()
+		wg := producers(ctx, t, round, mqttAddr, d.HTTPAddr, f.mqttN, f.kinN, led)
+		// Let some records be acknowledged, then fault at a random moment.
+		testutil.WaitFor(t, 30*time.Second, func() error {
+			if n := led.n.Load() - before; n < 50 {
+				return fmt.Errorf("only %d records acknowledged in round %d", n, round)
+			}
+			return nil
+		})
+		time.Sleep(time.Duration(rand.IntN(1500)) * time.Millisecond) // chaos: when to strike
+		f.fault(d)
+		cancel()
+		wg.Wait()
+		// New sequence numbers are above everything stored before the restart.
+		for data, a := range led.snapshot() {
+			if a.round != round || a.seq == "" {
+				continue
+			}
+			seq, _ := new(big.Int).SetString(a.seq, 10)
+			if prev, ok := last[a.shard]; ok && seq.Cmp(prev) <= 0 {
+				t.Fatalf("round %d: record %s got %s %s, not above %s stored before the restart", round, data, a.shard, a.seq, prev)
+			}
+		}
+		lastSeq = last
+	}
+	// Last start: everything acknowledged is there, and once the delivery
+	// stream drained, every record of the stream was delivered exactly once.
+	dir := f.dataDir()
+	d := testutil.StartDaemon(t, dir, args...)
+	acked := led.snapshot()
+	recs, _ := readStream(t, d.HTTPAddr, "plates")
+	checkAcked(t, "at the end", acked, recs)
+	waitDrained(t, d.HTTPAddr)
+	counts, errObjs := delivered(t, filepath.Join(dir, "delivered"))
+	checkNoDuplicates(t, "at the end", counts, recs)
+	if len(errObjs) > 0 {
+		t.Fatalf("delivery wrote error output %v", errObjs)
+	}
+	for id := range recs {
+		if counts[id] != 1 {
+			t.Fatalf("at the end: record %s of the stream delivered %d times, want once", id, counts[id])
+		}
+	}
+	if err := d.Stop(20 * time.Second); err != nil {
+		t.Fatalf("clean stop after the loop: %v", err)
+	}
+	t.Logf("%d faults in %s: %d records acknowledged (%d in the stream, some stored but unacknowledged), all present; %d delivered exactly once",
+		f.rounds, time.Since(start).Round(time.Second), len(acked), len(recs), len(counts))
+}
+
+// TestCrashLoop SIGKILLs the full daemon at random moments while it ingests
+// over MQTT and the Kinesis API: 15 kills in make test (about a minute),
+// 60 with KAITEN_LONG=1 (about 4 minutes).
+func TestCrashLoop(t *testing.T) {
+	rounds := 15
+	if os.Getenv("KAITEN_LONG") != "" {
+		rounds = 60
+	}
+	dir := t.TempDir()
+	faultLoop{rounds: rounds, mqttN: 2, kinN: 2,
+		dataDir: func() string { return dir },
+		fault:   func(d *testutil.Daemon) { d.Kill() },
+	}.run(t)
+}
+
+// TestPowerLoss runs the crash loop with the data directory on a lazyfs
+// mount and power cuts instead of kills: at a random moment every write not
+// covered by an fsync is dropped, the daemon is killed, the filesystem
+// unmounted and mounted again. Every acknowledged record must survive,
+// which holds only if the gateway fsyncs before it acknowledges.
+// 12 cuts in make test, 40 with KAITEN_LONG=1.
+func TestPowerLoss(t *testing.T) {
+	needRoot(t, "TestPowerLoss (FUSE)")
+	rounds := 12
+	if os.Getenv("KAITEN_LONG") != "" {
+		rounds = 40
+	}
+	backing, mnt := t.TempDir(), t.TempDir()
+	var cur *lazyfs.FS
+	mount := func() string {
+		l, err := lazyfs.Mount(backing, mnt, lazyfs.Options{})
+		if err != nil {
+			t.Fatalf("%v (make test installs fuse3)", err)
+		}
+		cur = l
+		return filepath.Join(mnt, "data")
+	}
+	var dropped, files int64
+	t.Cleanup(func() {
+		if cur != nil {
+			_ = cur.Unmount()
+		}
+	})
+	faultLoop{rounds: rounds, mqttN: 2, kinN: 2,
+		dataDir: func() string {
+			if cur != nil {
+				return filepath.Join(mnt, "data")
+			}
+			return mount()
+		},
+		fault: func(d *testutil.Daemon) {
+			dropped += cur.Cut()
+			d.Kill()
+			st := cur.Stats()
+			files += st.DroppedFiles
+			if st.Fsyncs == 0 {
+				t.Errorf("the daemon never fsynced on the lazyfs mount")
+			}
+			if err := cur.Unmount(); err != nil {
+				t.Fatal(err)
+			}
+			cur = nil
+			mount()
+		},
+	}.run(t)
+	t.Logf("power cuts dropped %d unsynced bytes in %d files in all", dropped, files)
+}
