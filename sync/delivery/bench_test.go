@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,8 +23,10 @@ import (
 
 // TestBenchReport measures backlog drain (make bench): N records of 100
 // bytes already stored in a 4-shard stream, delivered to versitygw with
-// GZIP, against a plain upload of the same bytes (as 5 MiB objects, 4 at a
-// time, like the 4 shards) with the same S3 client in the same run.
+// GZIP (buffer 5 MiB / 1 s, newline-delimited), against a plain upload of
+// the same bytes (as 5 MiB objects, 4 at a time, like the 4 shards) with
+// the same S3 client in the same run, and against the store's own read
+// rate (Consume with a handler that does nothing), which bounds any drain.
 // KAITEN_BENCH_RECORDS overrides N (default 1,000,000).
 func TestBenchReport(t *testing.T) {
 	if os.Getenv("KAITEN_BENCH") != "1" {
@@ -142,11 +145,29 @@ func TestBenchReport(t *testing.T) {
 	pw.Wait()
 	plain := time.Since(start)
 
+	// The store's own read rate, for scale: Consume with a no-op handler.
+	var got atomic.Int64
+	cctx, ccancel := context.WithCancel(ctx)
+	start = time.Now()
+	go func() {
+		_ = st.Consume(cctx, stream.ConsumerConfig{Group: "read-only", Stream: "bench", Limit: 10000},
+			func(_ context.Context, b stream.ShardBatch) error {
+				if got.Add(int64(len(b.Records))) >= int64(n) {
+					ccancel()
+				}
+				return nil
+			})
+	}()
+	<-cctx.Done()
+	readOnly := time.Since(start)
+
 	drainRate := float64(n) / drain.Seconds()
 	plainRate := float64(n) / plain.Seconds() // records of the same bytes per second
 	fmt.Printf("BENCH drain_records_per_s %.0f records/s\n", drainRate)
 	fmt.Printf("BENCH drain_mib_per_s %.1f MiB/s\n", float64(total)/drain.Seconds()/(1<<20))
 	fmt.Printf("BENCH plain_upload_records_per_s %.0f records/s\n", plainRate)
 	fmt.Printf("BENCH drain_gzip_ratio %.3f compressed/raw\n", float64(ds.DeliveredBytes)/float64(total))
+	fmt.Printf("BENCH consume_only_records_per_s %.0f records/s\n", float64(n)/readOnly.Seconds())
 	fmt.Printf("RATIO drain_vs_plain_upload %.2f\n", drainRate/plainRate)
+	fmt.Printf("RATIO drain_vs_consume_only %.2f\n", drainRate/(float64(n)/readOnly.Seconds()))
 }

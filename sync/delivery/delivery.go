@@ -193,6 +193,8 @@ type DeliveryStream struct {
 	freshness time.Duration
 	retention time.Duration
 
+	inflight sync.WaitGroup
+
 	online                          atomic.Bool
 	delivered, bytes, batches, drop atomic.Int64
 	errRecs                         atomic.Int64
@@ -209,6 +211,16 @@ type shardState struct {
 	lease   stream.Lease
 	intent  *intent
 	loaded  bool
+	// inflight gets the result of the batch being delivered (at most one
+	// per shard, so the next one fills while it uploads); nil if none.
+	inflight chan error
+}
+
+// leaseKeeper is the lease a batch in flight checkpoints with; it renews
+// its own copy.
+type leaseKeeper struct {
+	shard string
+	lease stream.Lease
 }
 
 // New checks cfg and returns a delivery stream; Run starts it.
@@ -287,6 +299,7 @@ func (d *DeliveryStream) Run(ctx context.Context) error {
 			Group: d.cfg.Name, Stream: d.cfg.Stream, Owner: "sync-" + d.cfg.Name, StartAtLatest: d.cfg.StartAtLatest,
 			Limit: d.cfg.ReadLimit, Idle: idle, LeaseTTL: leaseTTL,
 		}, d.handle)
+		d.inflight.Wait()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -317,8 +330,14 @@ func (d *DeliveryStream) shard(id string) *shardState {
 // handle is Consume's callback for one shard's batch.
 func (d *DeliveryStream) handle(ctx context.Context, b stream.ShardBatch) error {
 	st := d.shard(b.ShardID)
+	if err := pollInflight(st); err != nil {
+		d.resetShard(st)
+		return err
+	}
 	if len(b.Records) > 0 && st.last != "" && seqCmp(b.Records[0].SequenceNumber, st.last) <= 0 {
-		// Consume went back to the checkpoint: what is buffered comes again.
+		// Consume went back to the checkpoint: what is buffered comes
+		// again (and the batch in flight is rebuilt from its intent).
+		_ = waitInflight(st)
 		d.resetShard(st)
 	}
 	if b.Lease.Token != st.lease.Token || b.Lease.Expires.After(st.lease.Expires) {
@@ -328,11 +347,42 @@ func (d *DeliveryStream) handle(ctx context.Context, b stream.ShardBatch) error 
 		st.loaded = true
 		st.intent = d.loadIntent(st.id)
 	}
-	if err := d.add(ctx, st, b); err != nil {
+	err := d.add(ctx, st, b)
+	if err == nil && b.Ended {
+		// The shard's last records: checkpoint them before its children.
+		err = waitInflight(st)
+	}
+	if err != nil {
+		_ = waitInflight(st)
 		d.resetShard(st)
 		return err
 	}
 	return nil
+}
+
+// waitInflight waits for the shard's batch in flight, if any, and returns
+// its error.
+func waitInflight(st *shardState) error {
+	if st.inflight == nil {
+		return nil
+	}
+	err := <-st.inflight
+	st.inflight = nil
+	return err
+}
+
+// pollInflight returns the error of a batch in flight that has finished.
+func pollInflight(st *shardState) error {
+	if st.inflight == nil {
+		return nil
+	}
+	select {
+	case err := <-st.inflight:
+		st.inflight = nil
+		return err
+	default:
+		return nil
+	}
 }
 
 func (d *DeliveryStream) add(ctx context.Context, st *shardState, b stream.ShardBatch) error {
@@ -388,38 +438,57 @@ func (d *DeliveryStream) resetShard(st *shardState) {
 	st.intent = nil
 }
 
-// flush delivers the shard's buffer as one batch and checkpoints it.
+// flush starts delivering the shard's buffer as one batch, once the
+// previous batch of the shard is done (its error is returned then). The
+// batch checkpoints itself when the destination acknowledged it.
 func (d *DeliveryStream) flush(ctx context.Context, st *shardState) error {
-	recs := st.recs
-	first, last := recs[0].SequenceNumber, recs[len(recs)-1].SequenceNumber
-	if err := d.saveIntent(st.id, intent{First: first, Last: last}); err != nil {
+	if err := waitInflight(st); err != nil {
 		return err
 	}
-	id := sink.BatchID(d.cfg.Name, st.id, first, last)
+	d.mu.Lock()
+	recs := st.recs
+	st.recs = nil
+	d.mu.Unlock()
+	st.size = 0
+	lk := &leaseKeeper{shard: st.id, lease: st.lease}
+	ch := make(chan error, 1)
+	st.inflight = ch
+	d.inflight.Add(1)
+	go func() {
+		defer d.inflight.Done()
+		ch <- d.deliverBatch(ctx, lk, recs)
+	}()
+	return nil
+}
+
+// deliverBatch saves the batch's intent, transforms, delivers, sends
+// failures to the error output and checkpoints.
+func (d *DeliveryStream) deliverBatch(ctx context.Context, lk *leaseKeeper, recs []stream.Record) error {
+	first, last := recs[0].SequenceNumber, recs[len(recs)-1].SequenceNumber
+	if err := d.saveIntent(lk.shard, intent{First: first, Last: last}); err != nil {
+		return err
+	}
+	id := sink.BatchID(d.cfg.Name, lk.shard, first, last)
 	out, failed, err := d.transform(ctx, recs)
 	if err != nil {
 		return err
 	}
 	if len(out) > 0 {
-		more, err := d.deliver(ctx, st, id, first, last, recs[0].ArrivalTime, out)
+		more, err := d.deliver(ctx, lk, id, first, last, recs[0].ArrivalTime, out)
 		if err != nil {
 			return err
 		}
 		failed = append(failed, more...)
 	}
 	if len(failed) > 0 {
-		if err := d.errorOutput(ctx, st.id, id, recs[0].ArrivalTime, failed); err != nil {
+		if err := d.errorOutput(ctx, lk.shard, id, recs[0].ArrivalTime, failed); err != nil {
 			return err
 		}
 	}
-	d.renew(st)
-	if err := d.store.Checkpoint(st.lease, d.cfg.Name, d.cfg.Stream, st.id, last); err != nil {
-		return fmt.Errorf("checkpoint %s %s: %w", st.id, last, err)
+	d.renew(lk)
+	if err := d.store.Checkpoint(lk.lease, d.cfg.Name, d.cfg.Stream, lk.shard, last); err != nil {
+		return fmt.Errorf("checkpoint %s %s: %w", lk.shard, last, err)
 	}
-	d.mu.Lock()
-	st.recs = nil
-	d.mu.Unlock()
-	st.size = 0
 	return nil
 }
 
@@ -476,8 +545,8 @@ func (d *DeliveryStream) transform(ctx context.Context, recs []stream.Record) ([
 // deliver sends one batch until the destination acknowledges it, a
 // permanent error, or the retry duration ends. It returns the records that
 // go to the error output; its error is only ctx's.
-func (d *DeliveryStream) deliver(ctx context.Context, st *shardState, id, first, last string, t time.Time, recs []sink.Record) ([]sink.FailedRecord, error) {
-	shardID := st.id
+func (d *DeliveryStream) deliver(ctx context.Context, lk *leaseKeeper, id, first, last string, t time.Time, recs []sink.Record) ([]sink.FailedRecord, error) {
+	shardID := lk.shard
 	b := &sink.Batch{ID: id, DeliveryStream: d.cfg.Name, Version: d.cfg.Version, Stream: d.cfg.Stream,
 		ShardID: shardID, FirstSeq: first, LastSeq: last, Time: t, Records: recs}
 	if bs, ok := d.cfg.Sink.(sink.BodySink); ok && bs.WantsBody() {
@@ -525,7 +594,7 @@ func (d *DeliveryStream) deliver(ctx context.Context, st *shardState, id, first,
 		}
 		wait := step/2 + rand.N(step/2+1)
 		d.log.Warn("delivery failed; retrying", "shard", shardID, "batch", id, "attempt", b.Attempts, "in", wait, "err", err)
-		if !d.sleep(ctx, st, wait) {
+		if !d.sleep(ctx, lk, wait) {
 			return nil, ctx.Err()
 		}
 		step = min(step*2, d.cfg.RetryMax)
@@ -534,10 +603,10 @@ func (d *DeliveryStream) deliver(ctx context.Context, st *shardState, id, first,
 
 // sleep waits for wait or ctx, renewing the shard's lease on the way; it
 // reports false when ctx ended.
-func (d *DeliveryStream) sleep(ctx context.Context, st *shardState, wait time.Duration) bool {
+func (d *DeliveryStream) sleep(ctx context.Context, lk *leaseKeeper, wait time.Duration) bool {
 	end := time.Now().Add(wait)
 	for {
-		d.renew(st)
+		d.renew(lk)
 		left := time.Until(end)
 		if left <= 0 {
 			return true
@@ -553,16 +622,16 @@ func (d *DeliveryStream) sleep(ctx context.Context, st *shardState, wait time.Du
 // renew extends the shard's lease when it runs low. A lease that was taken
 // over stays as it is: the checkpoint then fails with ErrLeaseLost and the
 // shard restarts from its checkpoint, rebuilding the same batch.
-func (d *DeliveryStream) renew(st *shardState) {
-	if st.lease.Token == 0 || time.Until(st.lease.Expires) > leaseRenewAt {
+func (d *DeliveryStream) renew(lk *leaseKeeper) {
+	if lk.lease.Token == 0 || time.Until(lk.lease.Expires) > leaseRenewAt {
 		return
 	}
-	l, err := d.store.RenewLease(st.lease, leaseTTL)
+	l, err := d.store.RenewLease(lk.lease, leaseTTL)
 	if err != nil {
-		d.log.Warn("renewing the shard lease", "shard", st.id, "err", err)
+		d.log.Warn("renewing the shard lease", "shard", lk.shard, "err", err)
 		return
 	}
-	st.lease = l
+	lk.lease = l
 }
 
 func failAll(recs []sink.Record, code, msg string, attempts int) []sink.FailedRecord {

@@ -3,7 +3,6 @@ package sink
 import (
 	"archive/zip"
 	"bytes"
-	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/gzip"
 )
 
 // Compression formats, as Firehose names them (lower case).
