@@ -56,7 +56,7 @@
   }
   function dur(s) {
     if (s == null || s < 0) return "–";
-    if (s < 1) return "now";
+    if (s < 1) return Math.round(s * 1000) + " ms";
     if (s < 90) return Math.round(s) + " s";
     if (s < 5400) return Math.round(s / 60) + " min";
     if (s < 172800) return (s / 3600).toFixed(s < 36000 ? 1 : 0) + " h";
@@ -273,9 +273,14 @@
 
     const comps = $("components");
     comps.textContent = "";
-    for (const name of Object.keys(v.components).sort()) {
+    // delivery and sources first: what the person looking after the
+    // gateway checks most; anything else after, by name
+    const first = ["sync", "mqtt", "gpio", "sim"];
+    const order = (n) => (first.includes(n) ? first.indexOf(n) : first.length);
+    const compNames = Object.keys(v.components).sort((a, b) => order(a) - order(b) || a.localeCompare(b));
+    for (const name of compNames) {
       const body = renderValue(v.components[name], 0);
-      const wide = body instanceof Element && body.querySelector && (body.matches("table.tbl") || body.querySelector("table.tbl"));
+      const wide = body instanceof Element && body.querySelector && (body.matches("table.tbl, .entries") || body.querySelector("table.tbl, .entries"));
       comps.append(el("div", { class: "card" + (wide ? " wide" : ""), "data-component": name }, el("h2", {}, name.toUpperCase()), body));
     }
 
@@ -326,9 +331,15 @@
       if (v.every((x) => x && typeof x === "object" && !Array.isArray(x))) {
         const cols = [];
         for (const row of v.slice(0, 50)) for (const c of Object.keys(row)) if (!cols.includes(c)) cols.push(c);
+        if (cols.length > 7) {
+          // too wide for a table: one key/value block per entry
+          const list = el("div", { class: "entries" });
+          for (const row of v.slice(0, 20)) list.append(renderValue(row, depth + 1));
+          return list;
+        }
         const t = el("table", { class: "tbl" }, el("thead", {}, el("tr", {}, ...cols.map((c) => el("th", {}, prettyKey(c))))));
         const body = el("tbody");
-        for (const row of v.slice(0, 50)) body.append(el("tr", {}, ...cols.map((c) => el("td", {}, renderValue(row[c], depth + 1, c)))));
+        for (const row of v.slice(0, depth > 1 ? 8 : 50)) body.append(el("tr", {}, ...cols.map((c) => el("td", {}, renderValue(row[c], depth + 1, c)))));
         t.append(body);
         return t;
       }
