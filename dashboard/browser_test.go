@@ -78,6 +78,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
+	noPageErrors(t, ctx)
 	dir := filepath.Join(testutil.RepoRoot(t), "test-artifacts")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -98,8 +99,18 @@ func navigate(t *testing.T, ctx context.Context, url string) {
 	}
 }
 
+// noPageErrors fails the test if the page has thrown (the page records
+// uncaught errors in window.kaitenErrors).
+func noPageErrors(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if errs := js[[]string](t, ctx, `window.kaitenErrors || ["kaitenErrors missing"]`); len(errs) > 0 {
+		t.Fatalf("the page threw: %v", errs)
+	}
+}
+
 func waitLive(t *testing.T, ctx context.Context) {
 	t.Helper()
+	noPageErrors(t, ctx)
 	testutil.WaitFor(t, 20*time.Second, func() error {
 		if js[string](t, ctx, `document.body.dataset.live||""`) != "1" {
 			return fmt.Errorf("page not live: %s", js[string](t, ctx, `document.getElementById("conn").textContent`))
