@@ -117,16 +117,29 @@ func TestAWSCLI(t *testing.T) {
 		t.Fatalf("update-shard-count: %v", us)
 	}
 	run("wait", "stream-exists", "--stream-name", "cli")
+	// The CLI's three records are counted (deleting the stream drops the series).
+	func() {
+		resp, err := http.Get("http://" + d.HTTPAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), `kaiten_kinesis_incoming_records_total{stream="cli"} 3`) {
+			t.Fatalf("metrics lack the CLI's records:\n%.2000s", body)
+		}
+	}()
 	run("delete-stream", "--stream-name", "cli")
 	run("wait", "stream-not-exists", "--stream-name", "cli")
 
-	resp, err := http.Get("http://" + d.HTTPAddr + "/metrics")
+	// GET / is left to the dashboard.
+	home2, err := http.Get("http://" + d.HTTPAddr + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(body), `kaiten_kinesis_incoming_records_total{stream="cli"} 3`) {
-		t.Fatalf("metrics lack the CLI's records:\n%.2000s", body)
+	home2.Body.Close()
+	if home2.StatusCode != 200 || strings.Contains(home2.Header.Get("Content-Type"), "amz") {
+		t.Fatalf("GET / answered %d %s", home2.StatusCode, home2.Header.Get("Content-Type"))
 	}
+
 }

@@ -17,6 +17,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/kaiten-edge/kaiten/gateway/config"
 )
 
@@ -177,7 +179,25 @@ func TestConfigValidation(t *testing.T) {
 	if err := (Config{}).Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(SampleYAML, "max_body_bytes: 8MiB") {
-		t.Error("sample.yaml lost its keys")
+	// The sample decodes strictly into Config and holds the defaults.
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(SampleYAML), &doc); err != nil {
+		t.Fatal(err)
+	}
+	root := doc.Content[0]
+	if len(root.Content) != 2 || root.Content[0].Value != "kinesis" {
+		t.Fatalf("sample.yaml: want one kinesis section")
+	}
+	var sample Config
+	if err := config.Decode("kinesis", root.Content[1], &sample); err != nil {
+		t.Fatal(err)
+	}
+	if err := sample.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	def := (Config{}).withDefaults()
+	if sample.MaxBodyBytes != def.MaxBodyBytes || sample.Auth.MaxClockSkew != def.Auth.MaxClockSkew ||
+		len(sample.CORSOrigins) != 1 || sample.CORSOrigins[0] != "*" || sample.Disabled || sample.Auth.AllowRemoteUnsigned {
+		t.Fatalf("sample.yaml does not show the defaults: %+v", sample)
 	}
 }
