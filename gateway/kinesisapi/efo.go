@@ -116,8 +116,8 @@ func (s *Server) streamByARN(arn string) (stream.StreamDescription, error) {
 	return s.describe(name)
 }
 
-// live drops consumers of streams that no longer exist (or were re-created
-// under the same name) and returns the consumer, if registered.
+// lookupConsumer returns a registered consumer, forgetting it instead when
+// its stream no longer exists (or was re-created under the same name).
 func (s *Server) lookupConsumer(arn string) (*consumer, error) {
 	s.cons.mu.Lock()
 	c := s.cons.byARN[arn]
@@ -439,7 +439,7 @@ func (sub *subscription) stream(w http.ResponseWriter, r *http.Request, c codec)
 				return
 			}
 			last = s.now()
-			s.m.getRecordsRecords.Add(float64(len(ev.Records)))
+			s.m.subscribeRecords.Add(float64(len(ev.Records)))
 		}
 		if ended {
 			return
