@@ -260,4 +260,3 @@ func lastLine(s string) string {
 	}
 	return ""
 }
-
