@@ -64,7 +64,8 @@
 // ..._write_provisioned_throughput_exceeded_total,
 // ..._get_records_{success,records,bytes}_total,
 // ..._get_records_iterator_age_milliseconds,
-// ..._read_provisioned_throughput_exceeded_total, plus requests_total by
+// ..._read_provisioned_throughput_exceeded_total,
+// ..._subscribe_to_shard_event_records_total, plus requests_total by
 // operation and outcome and request_duration_seconds by operation.
 //
 // # Concurrency
