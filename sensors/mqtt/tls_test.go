@@ -135,7 +135,7 @@ func TestMosquittoTLSAndPassword(t *testing.T) {
 	f.publish(0, n)
 	f.waitAcked(t, n, 30*time.Second)
 	testutil.WaitFor(t, 20*time.Second, func() error {
-		if got := len(readAll(t, st, "plates")); got < n {
+		if got := distinctPlates(t, readAll(t, st, "plates")); got < n {
 			return fmt.Errorf("%d of %d stored", got, n)
 		}
 		return nil

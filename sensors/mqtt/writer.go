@@ -183,6 +183,9 @@ func (w *writer) process(ctx context.Context, items []*item) {
 		if _, seen := w.recent[it.hash]; seen {
 			w.m.duplicates.Inc()
 			w.m.nDup.Add(1)
+		} else if it.class == "" {
+			// Remembered now, so that two copies in one batch count too.
+			w.remember(it.hash)
 		}
 	}
 	w.m.lastMessage.Store(now.UnixNano())
@@ -238,7 +241,6 @@ func (w *writer) finish(it *item) {
 	} else {
 		w.m.stored.WithLabelValues(it.stream).Inc()
 		w.m.nStored.Add(1)
-		w.remember(it.hash)
 	}
 	it.done(nil)
 }
