@@ -2,15 +2,18 @@ package kinesisapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
 func entries(n, size int) []types.PutRecordsRequestEntry {
@@ -125,4 +128,30 @@ func TestShardLimits(t *testing.T) {
 	if aws.ToInt32(sum.StreamDescriptionSummary.OpenShardCount) != 2 || sum.StreamDescriptionSummary.StreamStatus != types.StreamStatusActive {
 		t.Fatalf("after refused reshard: %+v", sum.StreamDescriptionSummary)
 	}
+}
+
+// TestExpiry: an old shard iterator gets ExpiredIteratorException, an old
+// ListShards NextToken ExpiredNextTokenException.
+func TestExpiry(t *testing.T) {
+	g := newGateway(t, Config{}, func(o *stream.Options) { o.IteratorTTL = 50 * time.Millisecond })
+	ctx := ctxT(t)
+	c := g.client("AKIDTEST", "secret")
+	must[*kinesis.CreateStreamOutput](t)(c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("old"), ShardCount: aws.Int32(3)}))
+	it := must[*kinesis.GetShardIteratorOutput](t)(c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("old"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon}))
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		_, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+		var ee *types.ExpiredIteratorException
+		if errors.As(err, &ee) {
+			return nil
+		}
+		return fmt.Errorf("GetRecords on an old iterator: %v", err)
+	})
+
+	ls := must[*kinesis.ListShardsOutput](t)(c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("old"), MaxResults: aws.Int32(1)}))
+	if ls.NextToken == nil {
+		t.Fatal("no NextToken")
+	}
+	g.srv.now = func() time.Time { return time.Now().Add(nextTokenTTL + time.Minute) }
+	_, err := c.ListShards(ctx, &kinesis.ListShardsInput{NextToken: ls.NextToken})
+	wantCode(t, err, "ExpiredNextTokenException")
 }
