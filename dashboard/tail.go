@@ -22,6 +22,9 @@ const (
 	tailBatch = 50
 	// tailData is the most data bytes shown per record.
 	tailData = 1024
+	// tailBackfill is how far back a tail starts when its first watcher
+	// arrives.
+	tailBackfill = 10 * time.Second
 )
 
 // TailRecord is one record as the tail view shows it.
@@ -126,7 +129,10 @@ func (s *Server) onTopic(topic string, active bool) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	t = &tail{name: name, cancel: cancel, done: make(chan struct{})}
 	s.tails[name] = t
+	now := s.deps.Now
 	f := &follower{store: s.deps.Store, stream: name, log: s.log, limit: tailBatch, gap: tailFlush,
+		// a new watcher sees the last seconds at once, not an empty table
+		since:  func() time.Time { return now().Add(-tailBackfill) },
 		fn:     func(shardID string, recs []stream.Record, _ bool) { t.add(shardID, recs) },
 		sample: func(string) { t.mu.Lock(); t.sampled = true; t.mu.Unlock() }}
 	s.wg.Add(1)
