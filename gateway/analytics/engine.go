@@ -26,6 +26,11 @@ type EngineOptions struct {
 	// the wall clock minus Lateness minus IdleGrace, so that the last
 	// window closes when traffic stops. Default 2 s.
 	IdleGrace time.Duration
+	// MaxAhead, with EventTime: a record whose event time is more than this
+	// ahead of the wall clock (see SetNow) is skipped (reason
+	// future_event_time) instead of pushing the watermark past every open
+	// window. 0: no check.
+	MaxAhead time.Duration
 }
 
 // Emit is what the engine produces: a result record (one window and
@@ -62,6 +67,7 @@ type Engine struct {
 	nGroups  int
 	minEnd   int64
 
+	now    int64 // wall clock from SetNow, unix ms; 0 if never set
 	out    []Emit
 	stats  Stats
 	keyBuf []byte
@@ -119,6 +125,9 @@ func (e *Engine) shard(id string) *shardPos {
 	}
 	return sh
 }
+
+// SetNow gives the engine the wall clock, for the MaxAhead check.
+func (e *Engine) SetNow(now time.Time) { e.now = now.UnixMilli() }
 
 // Position returns the last sequence number applied from a shard, "" if none.
 func (e *Engine) Position(shardID string) string {
@@ -255,6 +264,10 @@ func (e *Engine) add(shardID string, sh *shardPos, r *stream.Record) {
 	ts, ok := e.eventTime(r, doc)
 	if !ok {
 		e.skip("bad_event_time")
+		return
+	}
+	if e.opts.MaxAhead > 0 && e.opts.EventTime != nil && e.now != 0 && ts > e.now+e.opts.MaxAhead.Milliseconds() {
+		e.skip("future_event_time")
 		return
 	}
 	e.ctx = evalCtx{doc: doc}

@@ -40,6 +40,11 @@ type RunnerOptions struct {
 	Idle time.Duration
 }
 
+// maxAhead: with event time, a record stamped further than this in the
+// future (a sensor with a wrong clock) is skipped and counted, so that it
+// cannot close every open window at once.
+const maxAhead = time.Hour
+
 // liveBehind: a query at most this far behind its source emits each
 // closed window at once.
 const liveBehind = 2 * time.Second
@@ -135,7 +140,7 @@ func NewRunner(ctx context.Context, q QueryConfig, o RunnerOptions) (*Runner, er
 		ev = strings.Split(q.EventTime, ".")
 	}
 	r.eng = NewEngine(plan, EngineOptions{Query: q.Name, EventTime: ev, Lateness: q.AllowedLateness.Duration,
-		IdleGrace: 2 * o.Idle})
+		IdleGrace: 2 * o.Idle, MaxAhead: maxAhead})
 	if err := os.MkdirAll(o.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("analytics %s: state dir: %w", q.Name, err)
 	}
@@ -213,8 +218,17 @@ func (r *Runner) loop(ctx context.Context) {
 	defer close(r.done)
 	backoff := time.Second
 	for ctx.Err() == nil {
-		if d, err := r.opts.Store.DescribeStream(r.plan.Source); err != nil {
-			r.setErr(fmt.Errorf("source stream %q: %w", r.plan.Source, err))
+		d, err := r.opts.Store.DescribeStream(r.plan.Source)
+		if err != nil {
+			err = fmt.Errorf("source stream %q: %w", r.plan.Source, err)
+		}
+		for _, out := range []string{r.cfg.Output, r.cfg.LateOutput} {
+			if _, oerr := r.opts.Store.DescribeStream(out); err == nil && oerr != nil {
+				err = fmt.Errorf("output stream %q: %w (list it under streams)", out, oerr)
+			}
+		}
+		if err != nil {
+			r.setErr(err)
 		} else {
 			r.mu.Lock()
 			for _, sh := range d.Shards {
@@ -250,10 +264,23 @@ func (r *Runner) loop(ctx context.Context) {
 func (r *Runner) handle(ctx context.Context, b stream.ShardBatch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	err := r.apply(ctx, b)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		r.errMsg, r.state = err.Error(), "error"
+	case err == nil && r.state == "error":
+		r.errMsg, r.state = "", "running"
+	}
+	return err
+}
+
+// apply is handle with r.mu held.
+func (r *Runner) apply(ctx context.Context, b stream.ShardBatch) error {
 	now := r.opts.Now()
 	r.leases[b.ShardID] = b.Lease
 	r.behind[b.ShardID] = b.MillisBehindLatest
 	before := r.eng.Position(b.ShardID)
+	r.eng.SetNow(now)
 	r.eng.Process(b.ShardID, b.Records)
 	if b.Ended {
 		r.eng.EndShard(b.ShardID)

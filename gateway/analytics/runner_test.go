@@ -416,3 +416,27 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		t.Errorf("queries: [] should run none: %+v", empty.Queries)
 	}
 }
+
+func TestMissingOutputStreamIsReported(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, filepath.Join(dir, "store"), map[string]int{"events": 1, "deadletter": 1})
+	q := QueryConfig{Name: "q", Output: "nope", SQL: "SELECT COUNT(*) AS n FROM events GROUP BY TUMBLING(INTERVAL '1' MINUTE)"}
+	r, err := NewRunner(context.Background(), q, RunnerOptions{Store: st, StateDir: filepath.Join(dir, "a"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.Start(ctx)
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if s := r.Status(); s.State != "error" || !strings.Contains(s.Error, `"nope"`) {
+			return fmt.Errorf("status %s %q", s.State, s.Error)
+		}
+		return nil
+	})
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stopCancel()
+	if err := r.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -120,7 +120,7 @@ func Parse(sql string) (*Plan, error) {
 	if len(sql) > 16<<10 {
 		return nil, invalid("the SQL is longer than 16 KiB")
 	}
-	st, err := sqlparser.Parse(sql)
+	st, err := safeParse(sql)
 	if err != nil {
 		return nil, &planError{msg: fmt.Sprintf("%v: %v", ErrSyntax, err), base: ErrSyntax}
 	}
@@ -133,6 +133,18 @@ func Parse(sql string) (*Plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// safeParse calls the parser library, turning a panic inside it (fuzzing
+// found some, e.g. on SELECT'') into an error: bad SQL must never crash the
+// gateway.
+func safeParse(sql string) (st sqlparser.Statement, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			st, err = nil, fmt.Errorf("the parser failed on this SQL (%v)", p)
+		}
+	}()
+	return sqlparser.Parse(sql)
 }
 
 type compiler struct {

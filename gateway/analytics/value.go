@@ -29,7 +29,14 @@ type Value struct {
 	B bool
 }
 
-func numV(f float64) Value { return Value{K: Num, N: f} }
+// numV is a number; NaN and ±Inf (overflow) become NULL, as JSON has no
+// such numbers.
+func numV(f float64) Value {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nullV
+	}
+	return Value{K: Num, N: f}
+}
 func strV(s string) Value  { return Value{K: Str, S: s} }
 func boolV(b bool) Value   { return Value{K: Bool, B: b} }
 
@@ -157,7 +164,10 @@ func fromJSON(j *fastjson.Value) Value {
 		sb, _ := j.StringBytes()
 		return Value{K: Str, S: string(sb)}
 	case fastjson.TypeNumber:
-		f, _ := j.Float64()
+		f, err := j.Float64()
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return nullV // e.g. 1e400: not a float64, and not storable as JSON
+		}
 		return numV(f)
 	case fastjson.TypeTrue:
 		return boolV(true)
