@@ -36,6 +36,7 @@ const (
 	DefaultDeadLetterStream     = "deadletter"
 	DefaultMaxPayload           = 256 << 10
 	DefaultQueue                = 1024
+	DefaultQueueBytes           = 8 << 20
 	DefaultBatch                = 500
 	DefaultKeepAlive            = 30 * time.Second
 	DefaultConnectTimeout       = 10 * time.Second
@@ -85,6 +86,10 @@ type Config struct {
 	// Queue bounds messages waiting for the writer (backpressure on the
 	// broker connection when full). Default 1024.
 	Queue int `yaml:"queue"`
+	// QueueBytes bounds the payload bytes of those messages, so a burst of
+	// large messages cannot balloon memory on a small board. Default 8MiB,
+	// at least max_payload.
+	QueueBytes config.ByteSize `yaml:"queue_bytes"`
 	// Batch caps records per append. Default 500 (the PutBatch maximum).
 	Batch int `yaml:"batch"`
 	// DeadLetterStream receives what cannot be stored as routed. Default "deadletter".
@@ -206,6 +211,14 @@ func (c *Config) Normalize(storeID string) error {
 		bad("queue", "must not be negative")
 	} else if c.Queue == 0 {
 		c.Queue = DefaultQueue
+	}
+	if c.QueueBytes < 0 {
+		bad("queue_bytes", "must not be negative")
+	} else if c.QueueBytes == 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
+	if c.QueueBytes < c.MaxPayload {
+		bad("queue_bytes", "%d: at least max_payload (%d)", c.QueueBytes, c.MaxPayload)
 	}
 	if c.Batch < 0 || c.Batch > stream.MaxBatchRecords {
 		bad("batch", "%d: want 1 to %d", c.Batch, stream.MaxBatchRecords)

@@ -79,12 +79,12 @@ func Start(cfg Config, storeID string, o Options) (*Ingest, error) {
 	in := &Ingest{cfg: cfg, log: log, m: m}
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
-	in.w = newWriter(o.Store, rt, cfg.Queue, cfg.Batch, log, m)
+	in.w = newWriter(o.Store, rt, cfg.Queue, int64(cfg.QueueBytes), cfg.Batch, log, m)
 	go in.w.run(ctx)
 	if cfg.Broker == "" {
 		in.broker, err = startBroker(cfg.Embedded.Addr, o.Fallback, in.w, log)
 		if err != nil {
-			close(in.w.quit)
+			in.w.stop()
 			cancel()
 			<-in.w.exited
 			return nil, err
@@ -96,7 +96,7 @@ func Start(cfg Config, storeID string, o Options) (*Ingest, error) {
 	}
 	in.sub, err = startSubscriber(ctx, &in.cfg, in.w, log, m)
 	if err != nil {
-		close(in.w.quit)
+		in.w.stop()
 		cancel()
 		<-in.w.exited
 		return nil, err
@@ -137,7 +137,7 @@ func (in *Ingest) Status() Status {
 // ctx ends), acknowledges them, and closes the broker or the connection.
 // Messages not appended by then stay unacknowledged and are sent again.
 func (in *Ingest) Stop(ctx context.Context) error {
-	close(in.w.quit)
+	in.w.stop()
 	done := make(chan struct{})
 	go func() {
 		select {

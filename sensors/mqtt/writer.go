@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
 
@@ -44,7 +46,11 @@ type writer struct {
 	log     *slog.Logger
 	m       *metrics
 	in      chan *item
+	budget  *semaphore.Weighted // payload bytes queued or being appended
+	maxItem int64
 	quit    chan struct{} // closed by stop: no new messages
+	quitCtx context.Context
+	unquit  context.CancelFunc
 	exited  chan struct{} // closed when run returned
 	seed    maphash.Seed
 	recent  map[uint64]struct{}
@@ -54,28 +60,42 @@ type writer struct {
 
 const recentHashes = 8192
 
-func newWriter(app Appender, rt *router, queue, batch int, log *slog.Logger, m *metrics) *writer {
+func newWriter(app Appender, rt *router, queue int, queueBytes int64, batch int, log *slog.Logger, m *metrics) *writer {
+	qctx, cancel := context.WithCancel(context.Background())
 	return &writer{app: app, rt: rt, batch: batch, log: log, m: m,
-		in: make(chan *item, queue), quit: make(chan struct{}), exited: make(chan struct{}),
+		in: make(chan *item, queue), budget: semaphore.NewWeighted(queueBytes), maxItem: queueBytes,
+		quit: make(chan struct{}), quitCtx: qctx, unquit: cancel, exited: make(chan struct{}),
 		seed: maphash.MakeSeed(), recent: make(map[uint64]struct{}, recentHashes), ring: make([]uint64, recentHashes)}
+}
+
+// stop closes the intake: submit returns ErrStopped from now on.
+func (w *writer) stop() {
+	close(w.quit)
+	w.unquit()
 }
 
 // submit queues m; done is called once the message is durable (nil) or
 // given up (non-nil: do not acknowledge). It blocks while the queue is full
 // and returns ErrStopped (without calling done) once the writer stops.
 func (w *writer) submit(ctx context.Context, m Message, done func(error)) error {
-	it := &item{msg: m, done: done}
 	select {
 	case <-w.quit:
 		return ErrStopped
 	default:
 	}
+	n := min(int64(len(m.Payload))+1, w.maxItem)
+	if err := w.budget.Acquire(w.quitCtx, n); err != nil {
+		return ErrStopped
+	}
+	it := &item{msg: m, done: func(err error) { w.budget.Release(n); done(err) }}
 	select {
 	case w.in <- it:
 		return nil
 	case <-w.quit:
+		w.budget.Release(n)
 		return ErrStopped
 	case <-ctx.Done():
+		w.budget.Release(n)
 		return ctx.Err()
 	}
 }

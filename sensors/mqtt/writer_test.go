@@ -69,14 +69,14 @@ func newTestWriter(t *testing.T, st Appender) (*writer, *metrics, context.Cancel
 		t.Fatal(err)
 	}
 	m, _ := newMetrics(nil)
-	w := newWriter(st, rt, 1024, 500, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+	w := newWriter(st, rt, 1024, 1<<20, 500, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
 	ctx, cancel := context.WithCancel(context.Background())
 	go w.run(ctx)
 	t.Cleanup(func() {
 		select {
 		case <-w.quit:
 		default:
-			close(w.quit)
+			w.stop()
 		}
 		cancel()
 		<-w.exited
@@ -194,7 +194,7 @@ func TestWriterStopLeavesMessagesUnacknowledged(t *testing.T) {
 	if err := w.submit(context.Background(), Message{Topic: "t/a", Payload: []byte(`{}`)}, func(err error) { got <- err }); err != nil {
 		t.Fatal(err)
 	}
-	close(w.quit)
+	w.stop()
 	if err := w.submit(context.Background(), Message{Topic: "t/a"}, func(error) {}); !errors.Is(err, ErrStopped) {
 		t.Fatalf("submit after stop: %v, want ErrStopped", err)
 	}
@@ -234,4 +234,46 @@ func TestWriterCountsRedeliveredDuplicates(t *testing.T) {
 		t.Fatalf("redelivered=%d duplicates=%d stored=%d; want 2, 2, 4 (at-least-once keeps every copy)",
 			m.nRedelivered.Load(), m.nDup.Load(), st.count("s"))
 	}
+}
+
+func TestWriterBoundsQueuedBytes(t *testing.T) {
+	st := &fakeStore{gate: make(chan struct{})}
+	c := Config{Routes: []Route{{Topic: "t/+", Stream: "s", Key: "{1}", Payload: PayloadRaw}}}
+	if err := c.Normalize("x"); err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := newRouter(&c)
+	m, _ := newMetrics(nil)
+	w := newWriter(st, rt, 1024, 1000, 500, slog.New(slog.DiscardHandler), m)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { w.stop(); cancel(); <-w.exited }()
+	go w.run(ctx)
+	done := make(chan error, 3)
+	big := make([]byte, 399) // 400 bytes of budget each
+	for range 2 {
+		if err := w.submit(ctx, Message{Topic: "t/a", Payload: big}, func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.budget.TryAcquire(400) {
+		t.Fatal("a third 400-byte message fits in a 1000-byte budget holding 800")
+	}
+	third := make(chan error, 1)
+	go func() { third <- w.submit(ctx, Message{Topic: "t/a", Payload: big}, func(err error) { done <- err }) }()
+	close(st.gate) // appends finish, the budget frees, the third gets in
+	if err := <-third; err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		if !w.budget.TryAcquire(1000) {
+			return errors.New("budget not released after the appends")
+		}
+		w.budget.Release(1000)
+		return nil
+	})
 }
