@@ -136,7 +136,7 @@ func Parse(sql string) (*Plan, error) {
 }
 
 // safeParse calls the parser library, turning a panic inside it (fuzzing
-// found some, e.g. on SELECT'') into an error: bad SQL must never crash the
+// found some, e.g. on SELECT”) into an error: bad SQL must never crash the
 // gateway.
 func safeParse(sql string) (st sqlparser.Statement, err error) {
 	defer func() {

@@ -37,8 +37,8 @@ func numV(f float64) Value {
 	}
 	return Value{K: Num, N: f}
 }
-func strV(s string) Value  { return Value{K: Str, S: s} }
-func boolV(b bool) Value   { return Value{K: Bool, B: b} }
+func strV(s string) Value { return Value{K: Str, S: s} }
+func boolV(b bool) Value  { return Value{K: Bool, B: b} }
 
 var nullV = Value{}
 
