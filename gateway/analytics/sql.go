@@ -136,8 +136,8 @@ func Parse(sql string) (*Plan, error) {
 }
 
 // safeParse calls the parser library, turning a panic inside it (fuzzing
-// found some, e.g. on SELECT”) into an error: bad SQL must never crash the
-// gateway.
+// found some, e.g. SELECT followed by an empty quoted string) into an
+// error: bad SQL must never crash the gateway.
 func safeParse(sql string) (st sqlparser.Statement, err error) {
 	defer func() {
 		if p := recover(); p != nil {
