@@ -19,6 +19,7 @@ var SampleYAML string
 // Defaults for zero config values.
 const (
 	DefaultMaxBodyBytes  = 8 << 20
+	DefaultMaxInflight   = 32 << 20
 	DefaultMaxClockSkew  = 5 * time.Minute
 	DefaultListLimit     = 100
 	DefaultListShardsMax = 1000
@@ -32,6 +33,11 @@ type Config struct {
 	// MaxBodyBytes caps a request body; larger requests get HTTP 413.
 	// Default 8 MiB, enough for a full PutRecords (5 MiB of data, base64).
 	MaxBodyBytes config.ByteSize `yaml:"max_body_bytes"`
+	// MaxInflightBytes caps the request bodies being handled at once; a
+	// request that would pass it waits for others to finish, so a burst of
+	// large PutRecords cannot push a small board out of memory.
+	// Default 32 MiB.
+	MaxInflightBytes config.ByteSize `yaml:"max_inflight_bytes"`
 	// CORSOrigins are the browser origins allowed to call the API; "*"
 	// allows any. Default ["*"].
 	CORSOrigins []string   `yaml:"cors_origins"`
@@ -70,6 +76,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = DefaultMaxInflight
+	}
 	if c.CORSOrigins == nil {
 		c.CORSOrigins = []string{"*"}
 	}
@@ -84,6 +93,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.MaxBodyBytes < 0 || (c.MaxBodyBytes > 0 && c.MaxBodyBytes < 64<<10) || c.MaxBodyBytes > 64<<20 {
 		errs = append(errs, config.Errorf("kinesis.max_body_bytes", "%d: want 64KiB to 64MiB", int64(c.MaxBodyBytes)))
+	}
+	if c.MaxInflightBytes < 0 || (c.MaxInflightBytes > 0 && c.MaxInflightBytes < 64<<10) || c.MaxInflightBytes > 1<<30 {
+		errs = append(errs, config.Errorf("kinesis.max_inflight_bytes", "%d: want 64KiB to 1GiB", int64(c.MaxInflightBytes)))
 	}
 	for i, o := range c.CORSOrigins {
 		if o == "" {

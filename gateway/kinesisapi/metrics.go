@@ -28,6 +28,7 @@ type metrics struct {
 	iteratorAge       prometheus.Gauge       // GetRecords.IteratorAgeMilliseconds
 	readThrottled     prometheus.Counter     // ReadProvisionedThroughputExceeded
 	subscribeRecords  prometheus.Counter     // SubscribeToShardEvent.Records
+	waiting           prometheus.Gauge       // requests waiting for the in-flight budget
 	requests          *prometheus.CounterVec // per operation and outcome
 	latency           *prometheus.HistogramVec
 }
@@ -66,7 +67,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		getRecordsBytes:   c("get_records_bytes_total", "Data bytes returned by GetRecords (CloudWatch GetRecords.Bytes)."),
 		iteratorAge: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "get_records_iterator_age_milliseconds",
 			Help: "Age of the last record returned by the latest GetRecords call that returned records (CloudWatch GetRecords.IteratorAgeMilliseconds)."}),
-		readThrottled:    c("read_provisioned_throughput_exceeded_total", "GetRecords calls refused by a read limit (CloudWatch ReadProvisionedThroughputExceeded)."),
+		readThrottled: c("read_provisioned_throughput_exceeded_total", "GetRecords calls refused by a read limit (CloudWatch ReadProvisionedThroughputExceeded)."),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "requests_waiting",
+			Help: "Requests waiting because kinesis.max_inflight_bytes of bodies are being handled."}),
 		subscribeRecords: c("subscribe_to_shard_event_records_total", "Records pushed by SubscribeToShard (CloudWatch SubscribeToShardEvent.Records)."),
 		requests:         cv("requests_total", "API requests by operation and outcome (OK or the AWS exception name).", "operation", "code"),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
@@ -78,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, col := range []prometheus.Collector{m.incomingRecords, m.incomingBytes, m.putRecordSuccess, m.putRecordBytes,
 		m.putRecordsSuccess, m.putRecordsTotal, m.putRecordsOK, m.putRecordsFailed, m.putRecordsThrottl, m.putRecordsBytes,
-		m.writeThrottled, m.getRecordsSuccess, m.getRecordsRecords, m.getRecordsBytes, m.iteratorAge, m.readThrottled, m.subscribeRecords,
+		m.writeThrottled, m.getRecordsSuccess, m.getRecordsRecords, m.getRecordsBytes, m.iteratorAge, m.readThrottled, m.subscribeRecords, m.waiting,
 		m.requests, m.latency} {
 		if err := reg.Register(col); err != nil {
 			return nil, fmt.Errorf("kinesis metrics: %w", err)

@@ -3,6 +3,7 @@ package kinesisapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/google/uuid"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
 // call posts a raw request and returns status, headers and body.
@@ -346,5 +349,36 @@ func TestTimestampDecoding(t *testing.T) {
 	b, _ := json.Marshal(Timestamp{want})
 	if string(b) != "1764133200.123" {
 		t.Errorf("JSON encoding %s", b)
+	}
+}
+
+// TestInflightBudget: with the in-flight budget taken, a request waits (it
+// shows in kaiten_kinesis_requests_waiting) and goes through once the
+// budget is free.
+func TestInflightBudget(t *testing.T) {
+	g := newGateway(t, Config{MaxInflightBytes: 64 << 10, MaxBodyBytes: 64 << 10})
+	if !g.srv.inflight.TryAcquire(64 << 10) {
+		t.Fatal("budget not free at start")
+	}
+	done := make(chan int, 1)
+	go func() {
+		st, _, _ := call(t, g.url, "ListStreams", ContentTypeJSON, []byte(`{}`))
+		done <- st
+	}()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		mfs, _ := g.reg.Gather()
+		if v := counterValue(mfs, "kaiten_kinesis_requests_waiting", nil); v != 1 {
+			return fmt.Errorf("waiting = %v", v)
+		}
+		return nil
+	})
+	select {
+	case st := <-done:
+		t.Fatalf("request answered %d while the budget was taken", st)
+	default:
+	}
+	g.srv.inflight.Release(64 << 10)
+	if st := <-done; st != 200 {
+		t.Fatalf("after release: %d", st)
 	}
 }

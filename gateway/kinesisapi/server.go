@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
@@ -71,6 +72,8 @@ type Server struct {
 	now  func() time.Time
 	keys map[string]string // access key id -> secret
 
+	inflight *semaphore.Weighted // request body bytes being handled
+
 	cons         consumers
 	subscribeFor time.Duration // SubscribeToShard lifetime; 5 minutes
 	closing      chan struct{}
@@ -91,6 +94,7 @@ func New(b Backend, opts Options) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.inflight = semaphore.NewWeighted(int64(s.cfg.MaxInflightBytes))
 	s.cons = consumers{byARN: map[string]*consumer{}, active: map[string]bool{}}
 	s.subscribeFor = subscriptionLifetime
 	s.closing = make(chan struct{})
@@ -220,6 +224,22 @@ func (s *Server) serve(r *http.Request, c codec, name string, fn opFunc) (any, e
 	if r.ContentLength > int64(s.cfg.MaxBodyBytes) {
 		return nil, s.tooLarge()
 	}
+	// Hold the body's size in the in-flight budget until the answer is
+	// built (a body of unknown length counts as the largest allowed).
+	weight := r.ContentLength
+	if weight <= 0 {
+		weight = int64(s.cfg.MaxBodyBytes)
+	}
+	weight = min(max(weight, 1), int64(s.cfg.MaxInflightBytes))
+	if !s.inflight.TryAcquire(weight) {
+		s.m.waiting.Inc()
+		err := s.inflight.Acquire(r.Context(), weight)
+		s.m.waiting.Dec()
+		if err != nil {
+			return nil, newErr(ExSerialization, "request abandoned while waiting: %v", err)
+		}
+	}
+	defer s.inflight.Release(weight)
 	body, err := readBody(r, int64(s.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
