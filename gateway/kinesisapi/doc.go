@@ -26,6 +26,10 @@
 // The consumer registry is kept in memory: consumers are forgotten when the
 // gateway restarts or the stream is deleted.
 //
+// Request bodies are capped (kinesis.max_body_bytes, 8 MiB) and so is the
+// sum of the bodies being handled at once (kinesis.max_inflight_bytes,
+// 32 MiB): past it, requests wait their turn.
+//
 // Answers carry what AWS returns and nothing more: absent members are
 // omitted, never null. Every answer has x-amzn-RequestId (a UUID) and
 // x-amz-id-2. Errors are AWS-shaped, {"__type": ..., "message": ...} with
