@@ -30,6 +30,10 @@ type Config struct {
 	// SaveInterval bounds how often progress is saved while no window
 	// closes (windows closing are saved at once). Default 1s.
 	SaveInterval config.Duration `yaml:"save_interval"`
+	// Token, if set, is required by the admin endpoint /api/queries as
+	// "Authorization: Bearer <token>". Default "" (open, like the rest of
+	// the demo). The environment variable KAITEN_ANALYTICS_TOKEN overrides it.
+	Token string `yaml:"token"`
 	// Queries are the continuous queries. Absent means the demo query
 	// plates_taken_per_minute; an empty list means none.
 	Queries *[]QueryConfig `yaml:"queries"`
@@ -127,6 +131,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SaveInterval.Duration < 10*time.Millisecond || c.SaveInterval.Duration > time.Hour {
 		errs = append(errs, config.Errorf("analytics.save_interval", "%s: want 10ms to 1h", c.SaveInterval.Duration))
+	}
+	if c.Token != "" && len(c.Token) < 8 {
+		errs = append(errs, config.Errorf("analytics.token", "too short: want at least 8 characters"))
 	}
 	if c.Queries == nil {
 		qs := []QueryConfig{DemoQuery()}

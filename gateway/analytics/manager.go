@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +25,12 @@ var (
 	ErrQueryExists = errors.New("analytics: a query with this name exists")
 	// ErrQueryNotFound is returned by Remove for an unknown name.
 	ErrQueryNotFound = errors.New("analytics: no such query")
+	// ErrTooManyQueries is returned by Add beyond MaxQueries.
+	ErrTooManyQueries = errors.New("analytics: too many queries")
 )
+
+// MaxQueries caps the queries one gateway runs (configured plus added).
+const MaxQueries = 64
 
 // Manager runs the configured queries plus those added through the admin
 // endpoint (kept in <state_dir>/queries.json so they survive a restart).
@@ -110,9 +116,13 @@ func (m *Manager) Add(q QueryConfig) (QueryStatus, error) {
 	}
 	m.mu.Lock()
 	_, exists := m.runners[q.Name]
+	n := len(m.runners)
 	m.mu.Unlock()
 	if exists {
 		return QueryStatus{}, fmt.Errorf("%w: %s", ErrQueryExists, q.Name)
+	}
+	if n >= MaxQueries {
+		return QueryStatus{}, fmt.Errorf("%w: at most %d", ErrTooManyQueries, MaxQueries)
 	}
 	if err := m.start(q); err != nil {
 		return QueryStatus{}, err
@@ -251,11 +261,26 @@ func apiOf(q QueryConfig) apiQuery {
 //	GET    /api/queries/{name}  one query's status
 //	POST   /api/queries         add a query: {"name","sql","output","event_time","allowed_lateness","late_output"}
 //	DELETE /api/queries/{name}  stop a query (its state is kept)
-func (m *Manager) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/queries", func(w http.ResponseWriter, r *http.Request) {
+//
+// With a non-empty token every request needs "Authorization: Bearer <token>".
+func (m *Manager) Register(mux *http.ServeMux, token string) {
+	handle := func(pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if token != "" {
+				got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+				if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="kaiten"`)
+					writeError(w, http.StatusUnauthorized, errors.New("analytics: a valid bearer token is required"))
+					return
+				}
+			}
+			h(w, r)
+		})
+	}
+	handle("GET /api/queries", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"queries": m.Status()})
 	})
-	mux.HandleFunc("GET /api/queries/{name}", func(w http.ResponseWriter, r *http.Request) {
+	handle("GET /api/queries/{name}", func(w http.ResponseWriter, r *http.Request) {
 		for _, s := range m.Status() {
 			if s.Name == r.PathValue("name") {
 				writeJSON(w, http.StatusOK, s)
@@ -264,7 +289,7 @@ func (m *Manager) Register(mux *http.ServeMux) {
 		}
 		writeError(w, http.StatusNotFound, fmt.Errorf("%w: %s", ErrQueryNotFound, r.PathValue("name")))
 	})
-	mux.HandleFunc("POST /api/queries", func(w http.ResponseWriter, r *http.Request) {
+	handle("POST /api/queries", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 		if err != nil {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("body: %w", err))
@@ -290,13 +315,15 @@ func (m *Manager) Register(mux *http.ServeMux) {
 		switch {
 		case errors.Is(err, ErrQueryExists):
 			writeError(w, http.StatusConflict, err)
+		case errors.Is(err, ErrTooManyQueries):
+			writeError(w, http.StatusTooManyRequests, err)
 		case err != nil:
 			writeError(w, http.StatusInternalServerError, err)
 		default:
 			writeJSON(w, http.StatusCreated, st)
 		}
 	})
-	mux.HandleFunc("DELETE /api/queries/{name}", func(w http.ResponseWriter, r *http.Request) {
+	handle("DELETE /api/queries/{name}", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
 		err := m.Remove(ctx, r.PathValue("name"))

@@ -291,11 +291,15 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	m.Register(mux)
+	m.Register(mux, "")
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
+	auth := ""
 	do := func(method, path, body string) (int, map[string]any) {
 		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -339,8 +343,12 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("after restart: %+v", s)
 	}
 	mux2 := http.NewServeMux()
-	m2.Register(mux2)
+	m2.Register(mux2, "s3cret-token")
 	srv.Config.Handler = mux2
+	if code, _ = do("GET", "/api/queries", ""); code != 401 {
+		t.Errorf("no token: %d", code)
+	}
+	auth = "Bearer s3cret-token"
 	if code, _ = do("DELETE", "/api/queries/per_type", ""); code != 204 {
 		t.Errorf("delete: %d", code)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 
 	"go.yaml.in/yaml/v3"
@@ -15,7 +16,8 @@ import (
 // "analytics" (see gateway/analytics/sample.yaml); with no section the demo
 // query plates_taken_per_minute runs over stream plates into plate-stats.
 // Admin endpoint: GET/POST /api/queries, GET/DELETE /api/queries/{name}.
-// Live results are on the status board under "analytics".
+// KAITEN_ANALYTICS_TOKEN overrides analytics.token. Live results are on
+// the status board under "analytics".
 func init() {
 	var cfg analytics.Config
 	app.Register(app.Component{
@@ -24,6 +26,9 @@ func init() {
 		Decode: func(node *yaml.Node) error {
 			if err := config.Decode("analytics", node, &cfg); err != nil {
 				return err
+			}
+			if tok := os.Getenv("KAITEN_ANALYTICS_TOKEN"); tok != "" {
+				cfg.Token = tok
 			}
 			return cfg.Validate()
 		},
@@ -48,7 +53,7 @@ func init() {
 				_ = m.Stop(context.Background())
 				return nil, err
 			}
-			m.Register(env.Mux)
+			m.Register(env.Mux, cfg.Token)
 			env.Status.Set("analytics", m.BoardStatus)
 			return m.Stop, nil
 		},
