@@ -393,6 +393,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		"queries: [{name: a, sql: 'SELECT 1'}]": "analytics.queries[0].sql: analytics: unsupported SQL",
 		"queries: [{name: a, sql: 'SELEC'}]":    "analytics.queries[0].sql: analytics: SQL syntax error",
 		"save_interval: 1ms":                    "analytics.save_interval",
+		"token: short":                          "analytics.token: too short",
 		"queries: [{name: a, sql: \"" + DemoQuerySQL + "\"}, {name: a, sql: \"" + DemoQuerySQL + "\"}]": "analytics.queries[1].name: \"a\" is used twice",
 		"queries: [{name: a, sql: \"" + DemoQuerySQL + "\", output: plates}]":                           "also the query's source",
 		"queries: [{name: a, sql: \"" + DemoQuerySQL + "\", event_time: 'a..b'}]":                       "analytics.queries[0].event_time",
