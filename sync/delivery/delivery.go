@@ -45,7 +45,7 @@ const (
 	DefaultRetryInitial   = time.Second
 	DefaultRetryMax       = 2 * time.Minute
 	DefaultDeadLetter     = "deadletter"
-	DefaultReadLimit      = 10000
+	DefaultReadLimit      = 5000
 )
 
 // Store is what a delivery stream needs from the stream store;
@@ -115,7 +115,8 @@ type Config struct {
 	// Empty disables them: a crash between acknowledgement and checkpoint
 	// may then deliver a batch twice under different identities.
 	StateDir string
-	// ReadLimit caps the records per read. Default 10,000.
+	// ReadLimit caps the records per read (a batch may pass the size hint
+	// by one read). Default 5,000.
 	ReadLimit int
 	// StatusInterval is how often backlog and freshness are measured.
 	// Default 2 s.

@@ -291,3 +291,26 @@ func counterValue(c prometheus.Counter) float64 {
 	_ = c.Write(&pb)
 	return pb.GetCounter().GetValue()
 }
+
+func TestRetryDurationEnds(t *testing.T) {
+	st := newFakeStore(s0)
+	recs := st.add(s0, 3, time.Now())
+	ms := &memSink{fail: func(b *sink.Batch) error { return errors.New("still down") }}
+	es := memErrSink{ms}
+	d, _ := run(t, st, Config{Name: "ds", Stream: "plates", Sink: es, BufferInterval: -1,
+		RetryInitial: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond, RetryDuration: 150 * time.Millisecond})
+	itest.WaitFor(t, 5*time.Second, func() error {
+		if c, _ := st.GetCheckpoint("ds", "plates", s0); c != "1003" {
+			return fmt.Errorf("checkpoint %q", c)
+		}
+		return nil
+	})
+	ebs := ms.errorBatches()
+	if len(ebs) != 1 || len(ebs[0].Records) != 3 || ebs[0].Records[0].Code != "RetryExpired" || string(ebs[0].Records[2].Data) != recs[2] ||
+		!strings.Contains(ebs[0].Records[0].Message, "still down") || ebs[0].Records[0].Attempts < 2 {
+		t.Fatalf("error output %+v", ebs)
+	}
+	if s := d.Status(); s.ErrorRecords != 3 || s.DeliveredRecords != 0 {
+		t.Fatalf("status %+v", s)
+	}
+}
