@@ -217,8 +217,13 @@ func (s *Sim) publishLoop(ctx context.Context, c paho.Client, q chan []Message, 
 		case <-ctx.Done():
 			return
 		case msgs := <-q:
-			for _, m := range msgs {
-				tok := c.Publish(m.Topic, 1, false, m.Payload)
+			// One tick's messages go out back to back (in order, QoS 1),
+			// then the loop waits for their acknowledgements.
+			toks := make([]paho.Token, len(msgs))
+			for i, m := range msgs {
+				toks[i] = c.Publish(m.Topic, 1, false, m.Payload)
+			}
+			for i, tok := range toks {
 				select {
 				case <-tok.Done():
 				case <-ctx.Done():
@@ -226,7 +231,7 @@ func (s *Sim) publishLoop(ctx context.Context, c paho.Client, q chan []Message, 
 				}
 				if err := tok.Error(); err != nil {
 					s.failed.Add(1)
-					log.Debug("sim: publish failed", "topic", m.Topic, "err", err)
+					log.Debug("sim: publish failed", "topic", msgs[i].Topic, "err", err)
 					continue
 				}
 				s.published.Add(1)
