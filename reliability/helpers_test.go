@@ -383,10 +383,11 @@ func waitDrained(t *testing.T, addr string) {
 // proc is a kaiten child started without waiting for health, for the tests
 // where refusing to start is a correct outcome.
 type proc struct {
-	cmd  *exec.Cmd
-	out  bytes.Buffer
-	mu   sync.Mutex
-	done chan struct{}
+	httpAddr string
+	cmd      *exec.Cmd
+	out      bytes.Buffer
+	mu       sync.Mutex
+	done     chan struct{}
 }
 
 func (p *proc) Write(b []byte) (int, error) {
@@ -405,7 +406,7 @@ func (p *proc) log() string {
 // exited (false) within a minute.
 func startOrRefuse(t *testing.T, dataDir, httpAddr string, args ...string) (*proc, bool) {
 	t.Helper()
-	p := &proc{done: make(chan struct{})}
+	p := &proc{httpAddr: httpAddr, done: make(chan struct{})}
 	p.cmd = exec.Command(testutil.KaitenBinary(t), append([]string{"run", "--data-dir", dataDir, "--http-addr", httpAddr}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
