@@ -162,7 +162,6 @@ func TestBenchReport(t *testing.T) {
 	pw.Wait()
 	plain := time.Since(start)
 
-
 	drainRate := float64(n) / drain.Seconds()
 	plainRate := float64(n) / plain.Seconds() // records of the same bytes per second
 	fmt.Printf("BENCH drain_records_per_s %.0f records/s\n", drainRate)
