@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"sync"
 
 	"go.yaml.in/yaml/v3"
@@ -13,6 +14,7 @@ import (
 	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	syncconfig "github.com/kaiten-edge/kaiten/sync/config"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
+	"github.com/kaiten-edge/kaiten/sync/localsink"
 )
 
 // The "sync" section: a list of Firehose-style delivery streams (see
@@ -57,6 +59,7 @@ func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 		return nil, fmt.Errorf("sync: metrics: %w", err)
 	}
 	var streams []*delivery.DeliveryStream
+	var cfgs []delivery.Config
 	for i, d := range syncSection {
 		cfg, err := d.Build(env.DataDir, &delivery.Config{Logger: env.Logger.With("component", "sync"), Metrics: metrics})
 		if err != nil {
@@ -67,6 +70,7 @@ func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			return nil, fmt.Errorf("sync[%d]: %w", i, err)
 		}
 		streams = append(streams, ds)
+		cfgs = append(cfgs, cfg)
 	}
 	env.Status.Set("sync", func() any {
 		out := make([]delivery.Status, len(streams))
@@ -86,6 +90,11 @@ func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			}
 		}()
 		env.Logger.Info("delivery stream started", "delivery_stream", ds.Name(), "stream", ds.Status().Stream, "destination", ds.Status().Destination)
+	}
+	for _, c := range cfgs {
+		if ls, ok := c.Sink.(*localsink.Sink); ok {
+			fmt.Fprintf(os.Stdout, "  Deliveries:  %s (%s from stream %s, every %s)\n", ls.Dir, c.Name, c.Stream, c.BufferInterval)
+		}
 	}
 	return func(sctx context.Context) error {
 		cancel()
