@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,6 +109,45 @@ func TestLimits(t *testing.T) {
 		}
 		_, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("gpio"), Records: recs})
 		wantCode(t, err, "ValidationException")
+	})
+	t.Run("burst of large PutRecords", func(t *testing.T) {
+		// 12 producers at once, each with 500 records of 8 KiB (about
+		// 5.3 MiB of JSON): 64 MiB of bodies against the default 32 MiB
+		// in-flight budget. Every request succeeds (the excess waits) and
+		// the daemon's own (anonymous) memory stays under 128 MiB.
+		t.Logf("peak RSS before the burst: %d MiB", rssKB(d.Cmd.Process.Pid)>>10)
+		var wg sync.WaitGroup
+		errs := make(chan error, 12)
+		for p := 0; p < 12; p++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				recs := make([]types.PutRecordsRequestEntry, 500)
+				for i := range recs {
+					recs[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprintf("k%d-%d", p, i)), Data: make([]byte, 8<<10)}
+				}
+				out, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("gpio"), Records: recs})
+				if err == nil && aws.ToInt32(out.FailedRecordCount) != 0 {
+					err = fmt.Errorf("%d records failed", aws.ToInt32(out.FailedRecordCount))
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("PutRecords in a burst: %v", err)
+			}
+		}
+		// Badger maps its files: the pages of what was just written count in
+		// RSS as file-backed memory the kernel can reclaim. The daemon's own
+		// memory is the anonymous part.
+		anon, file, peak := procKB(d.Cmd.Process.Pid, "RssAnon"), procKB(d.Cmd.Process.Pid, "RssFile"), rssKB(d.Cmd.Process.Pid)
+		t.Logf("after the burst: RssAnon %d MiB, RssFile %d MiB, VmHWM %d MiB", anon>>10, file>>10, peak>>10)
+		if anon>>10 >= 128 {
+			t.Fatalf("anonymous memory %d MiB after a burst of 64 MiB of PutRecords: want under 128 MiB", anon>>10)
+		}
 	})
 	var before int
 	t.Run("mqtt payload over max_payload", func(t *testing.T) {
@@ -215,10 +255,13 @@ func TestEmbeddedBrokerRefusesHugePackets(t *testing.T) {
 }
 
 // rssKB is a process's peak resident memory (VmHWM), in kB.
-func rssKB(pid int) int64 {
+func rssKB(pid int) int64 { return procKB(pid, "VmHWM") }
+
+// procKB reads a kB field of /proc/<pid>/status.
+func procKB(pid int, field string) int64 {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			var n int64
 			fmt.Sscan(v, &n)
 			return n
