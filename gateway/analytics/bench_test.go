@@ -183,10 +183,48 @@ func resetPeakRSS() {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
+// runQuery runs the benchmark query as a Runner (consumer group
+// analytics-<name>, durable state, results put into stream out) until it
+// has read all n records and emitted every window. It returns the time and
+// the peak anonymous RSS sampled meanwhile.
+func runQuery(t *testing.T, st *stream.Store, dir, name, out string, n, windows int) (time.Duration, float64) {
+	q := QueryConfig{Name: name, SQL: benchSQL, EventTime: "ts", Output: out, Recent: 5}
+	r, err := NewRunner(context.Background(), q, RunnerOptions{Store: st, StateDir: filepath.Join(dir, "analytics"),
+		Logger: slog.New(slog.DiscardHandler), Idle: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var anon float64
+	start := time.Now()
+	r.Start(ctx)
+	deadline := time.Now().Add(time.Duration(n/1000) * 300 * time.Millisecond)
+	for {
+		anon = max(anon, procStatus("RssAnon"))
+		s := r.Status()
+		if s.In == int64(n) && s.OpenWindows == 0 && s.Out == int64(windows) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("query did not finish: in %d, out %d, open %d, late %d, skipped %v", s.In, s.Out, s.OpenWindows, s.Late, s.Skipped)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the end of the run; adds at most 5 ms
+	}
+	took := time.Since(start)
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), time.Minute)
+	defer stopCancel()
+	if err := r.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+	return took, anon
+}
+
 // TestBenchReport (make bench): a grouped one-minute tumbling COUNT/AVG
-// over 1,000,000 stored records, the query (Consume, operator, durable
-// state, results written to a stream) against a hand-written loop over the
-// same records in the same run.
+// over 1,000,000 stored records. The query as it runs in the gateway
+// (Consume, operator, durable state, results written to a stream) and the
+// operator alone, against a hand-written loop over the same records, in
+// the same run; each side runs twice, alternating, and its best counts.
 func TestBenchReport(t *testing.T) {
 	if os.Getenv("KAITEN_BENCH") != "1" {
 		return
@@ -196,69 +234,61 @@ func TestBenchReport(t *testing.T) {
 		n = v
 	}
 	dir := t.TempDir()
-	st := openStore(t, filepath.Join(dir, "store"), map[string]int{"plates": 4, "plate-stats": 1, "deadletter": 1})
+	st := openStore(t, filepath.Join(dir, "store"), map[string]int{"plates": 4, "out1": 1, "out2": 1, "deadletter": 1})
 	base := time.Now().Add(-time.Duration(n)*60*time.Millisecond - time.Hour).Truncate(time.Minute)
 	start := time.Now()
 	fillPlates(t, st, n, base)
 	t.Logf("stored %d records in %s", n, time.Since(start))
+	want := handwritten(t, st) // warm-up, and the expected results
 
-	runtime.GC()
-	start = time.Now()
-	want := handwritten(t, st)
-	hand := time.Since(start)
-
-	runtime.GC()
-	start = time.Now()
-	eng := engineOnly(t, st)
-	engDur := time.Since(start)
-	if !slices.Equal(eng, want) {
-		t.Fatalf("operator and hand-written loop disagree: %d vs %d results", len(eng), len(want))
-	}
-
-	resetPeakRSS()
-	var anonPeak float64
-	q := QueryConfig{Name: "bench", SQL: benchSQL, EventTime: "ts", Recent: 5}
-	r, err := NewRunner(context.Background(), q, RunnerOptions{Store: st, StateDir: filepath.Join(dir, "analytics"),
-		Logger: slog.New(slog.DiscardHandler), Idle: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	start = time.Now()
-	r.Start(ctx)
-	deadline := time.Now().Add(time.Duration(n/1000) * 300 * time.Millisecond)
-	for {
-		anonPeak = max(anonPeak, procStatus("RssAnon"))
-		s := r.Status()
-		if s.In == int64(n) && s.OpenWindows == 0 && s.Out == int64(len(want)) {
-			break
+	best := func(old, d time.Duration) time.Duration {
+		if old == 0 || d < old {
+			return d
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("query did not finish: %+v", s)
+		return old
+	}
+	var hand, eng, full time.Duration
+	var rss, anon float64
+	for round := 1; round <= 2; round++ {
+		runtime.GC()
+		start = time.Now()
+		got := handwritten(t, st)
+		hand = best(hand, time.Since(start))
+		if !slices.Equal(got, want) {
+			t.Fatal("the hand-written loop is not deterministic")
 		}
-		time.Sleep(5 * time.Millisecond) // polling the end of the run; adds at most 5 ms
-	}
-	full := time.Since(start)
-	rss := procStatus("VmHWM")
-	stopCtx, stopCancel := context.WithTimeout(context.Background(), time.Minute)
-	defer stopCancel()
-	if err := r.Stop(stopCtx); err != nil {
-		t.Fatal(err)
-	}
-	got := datas(readAll(t, st, "plate-stats"))
-	if !slices.Equal(got, want) {
-		t.Fatalf("query results and hand-written loop disagree: %d vs %d results", len(got), len(want))
+
+		runtime.GC()
+		start = time.Now()
+		got = engineOnly(t, st)
+		eng = best(eng, time.Since(start))
+		if !slices.Equal(got, want) {
+			t.Fatalf("operator and hand-written loop disagree: %d vs %d results", len(got), len(want))
+		}
+
+		resetPeakRSS()
+		out := fmt.Sprintf("out%d", round)
+		d, a := runQuery(t, st, dir, fmt.Sprintf("bench%d", round), out, n, len(want))
+		full = best(full, d)
+		rss, anon = max(rss, procStatus("VmHWM")), max(anon, a)
+		var res []string
+		for _, r := range readAll(t, st, out) {
+			res = append(res, strings.Replace(string(r.Data), fmt.Sprintf(`"query":"bench%d"`, round), `"query":"bench"`, 1))
+		}
+		sort.Strings(res)
+		if !slices.Equal(res, want) {
+			t.Fatalf("query results and hand-written loop disagree: %d vs %d results", len(res), len(want))
+		}
 	}
 	rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }
 	fmt.Printf("BENCH analytics_query_records_per_s %.0f records/s\n", rate(full))
-	fmt.Printf("BENCH analytics_operator_records_per_s %.0f records/s\n", rate(engDur))
+	fmt.Printf("BENCH analytics_operator_records_per_s %.0f records/s\n", rate(eng))
 	fmt.Printf("BENCH analytics_handwritten_records_per_s %.0f records/s\n", rate(hand))
 	// VmHWM counts the pages of Badger's memory-mapped files that the reads
 	// touched; RssAnon (sampled every 5 ms) is the process's own memory.
 	fmt.Printf("BENCH analytics_query_peak_rss %.1f MiB\n", rss)
-	fmt.Printf("BENCH analytics_query_peak_rss_anon %.1f MiB\n", anonPeak)
+	fmt.Printf("BENCH analytics_query_peak_rss_anon %.1f MiB\n", anon)
 	fmt.Printf("BENCH analytics_windows %d results\n", len(want))
 	fmt.Printf("RATIO analytics_vs_handwritten %.2f\n", hand.Seconds()/full.Seconds())
-	fmt.Printf("RATIO analytics_operator_vs_handwritten %.2f\n", hand.Seconds()/engDur.Seconds())
+	fmt.Printf("RATIO analytics_operator_vs_handwritten %.2f\n", hand.Seconds()/eng.Seconds())
 }

@@ -126,6 +126,20 @@ func (e *Engine) shard(id string) *shardPos {
 	return sh
 }
 
+// Lead returns how far (ms) a shard's newest time is ahead of the
+// watermark: large when other shards hold the watermark back. 0 if the
+// shard has no time yet.
+func (e *Engine) Lead(shardID string) int64 {
+	sh := e.shards[shardID]
+	if sh == nil || sh.Max == math.MinInt64 {
+		return 0
+	}
+	if e.wm == math.MinInt64 {
+		return math.MaxInt64
+	}
+	return sh.Max - e.wm
+}
+
 // SetNow gives the engine the wall clock, for the MaxAhead check.
 func (e *Engine) SetNow(now time.Time) { e.now = now.UnixMilli() }
 

@@ -45,9 +45,8 @@ type RunnerOptions struct {
 // cannot close every open window at once.
 const maxAhead = time.Hour
 
-// liveBehind: a query at most this far behind its source emits each
-// closed window at once.
-const liveBehind = 2 * time.Second
+// batchLimit is the consumer's batch size.
+const batchLimit = 5000
 
 // Runner runs one continuous query as consumer group analytics-<name>.
 // Its methods are safe for concurrent use.
@@ -75,9 +74,19 @@ type Runner struct {
 	errMsg       string
 	state        string
 
+	maxLead  int64         // ms; see handle
+	progress chan struct{} // closed and replaced when the watermark moves
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+// maxHold bounds how long handle holds back a shard that is far ahead;
+// shards are held back only while more than maxOpen windows are open.
+const (
+	maxHold = time.Second
+	maxOpen = 10_000
+)
 
 // QueryStatus is a query's live state, as the status board and the admin
 // endpoint show it.
@@ -134,7 +143,12 @@ func NewRunner(ctx context.Context, q QueryConfig, o RunnerOptions) (*Runner, er
 	r := &Runner{cfg: q, plan: plan, opts: o, log: o.Logger.With("query", q.Name),
 		group: "analytics-" + q.Name, path: statePath(o.StateDir, q.Name), fp: fingerprint(q),
 		leases: map[string]stream.Lease{}, checkpointed: map[string]string{}, behind: map[string]int64{},
-		state: "starting", done: make(chan struct{})}
+		state: "starting", done: make(chan struct{}), progress: make(chan struct{})}
+	extent := plan.Window.Size
+	if plan.Window.Kind == Session {
+		extent = plan.Window.Gap
+	}
+	r.maxLead = max(4*extent+q.AllowedLateness.Milliseconds(), 10_000)
 	var ev []string
 	if q.EventTime != "" {
 		ev = strings.Split(q.EventTime, ".")
@@ -243,7 +257,7 @@ func (r *Runner) loop(ctx context.Context) {
 			// the restarted query takes its leases back at once instead of
 			// waiting for the dead process's leases to expire.
 			err = r.opts.Store.Consume(ctx, stream.ConsumerConfig{Group: r.group, Stream: r.plan.Source,
-				Owner: r.group, StartAtLatest: r.cfg.StartAtLatest, Idle: r.opts.Idle, Limit: 5000}, r.handle)
+				Owner: r.group, StartAtLatest: r.cfg.StartAtLatest, Idle: r.opts.Idle, Limit: batchLimit}, r.handle)
 			if ctx.Err() != nil {
 				return
 			}
@@ -264,7 +278,31 @@ func (r *Runner) loop(ctx context.Context) {
 func (r *Runner) handle(ctx context.Context, b stream.ShardBatch) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// A shard far ahead of the watermark (the others are slower, e.g. while
+	// working through a backlog) waits a little for them: otherwise it
+	// would open windows the watermark cannot close yet, and memory and
+	// the state file would grow with them. The wait is bounded, so a shard
+	// that never reports cannot stop the others.
+	deadline := time.Now().Add(maxHold)
+	for len(b.Records) > 0 && r.eng.OpenWindows() > maxOpen && r.eng.Lead(b.ShardID) > r.maxLead && time.Now().Before(deadline) {
+		ch := r.progress
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		r.mu.Lock()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	wm := r.eng.Watermark()
 	err := r.apply(ctx, b)
+	if r.eng.Watermark() != wm {
+		close(r.progress)
+		r.progress = make(chan struct{})
+	}
 	switch {
 	case err != nil && ctx.Err() == nil:
 		r.errMsg, r.state = err.Error(), "error"
@@ -295,10 +333,12 @@ func (r *Runner) apply(ctx context.Context, b stream.ShardBatch) error {
 		r.dirty = true
 	}
 	r.account()
-	// Results go out at once while the query keeps up with its source; while
-	// it works through a backlog they are gathered for up to SaveInterval
-	// (or 500 of them), so one save and one put cover many windows.
-	live := len(r.pending) > 0 && b.MillisBehindLatest < liveBehind.Milliseconds()
+	// Results go out at once while the query keeps up with its source (a
+	// batch shorter than the limit: the shard is read to its tip); while it
+	// works through a backlog (full batches) they are gathered for up to
+	// SaveInterval (or 500 of them), so one save and one put cover many
+	// windows.
+	live := len(r.pending) > 0 && len(b.Records) < batchLimit
 	if live || len(r.pending) >= stream.MaxBatchRecords || b.Ended || (r.dirty && now.Sub(r.lastSave) >= r.opts.SaveInterval) {
 		if err := r.save(); err != nil {
 			return err
