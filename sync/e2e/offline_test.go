@@ -167,8 +167,11 @@ func check(t *testing.T, f *feeder, units [][]string, allowDup bool) {
 	t.Helper()
 	seen := map[string]int{}
 	dups := 0
+	type run struct{ first, last int }
+	runs := map[string][]run{}
 	for ui, u := range units {
 		last := map[string]int{}
+		firstOf := map[string]int{}
 		for _, line := range u {
 			var r struct {
 				K string `json:"k"`
@@ -180,10 +183,28 @@ func check(t *testing.T, f *feeder, units [][]string, allowDup bool) {
 			if prev, ok := last[r.K]; ok && r.N <= prev {
 				t.Fatalf("unit %d: key %s: record %d follows %d", ui, r.K, r.N, prev)
 			}
+			if _, ok := last[r.K]; !ok {
+				firstOf[r.K] = r.N
+			}
 			last[r.K] = r.N
 			seen[line]++
 			if seen[line] > 1 {
 				dups++
+			}
+		}
+		for k, f := range firstOf {
+			runs[k] = append(runs[k], run{f, last[k]})
+		}
+	}
+	// Units never overlap within a key (a key lives in one shard, and a
+	// shard's batches are disjoint ranges), unless duplicates are allowed.
+	if !allowDup {
+		for k, rs := range runs {
+			sort.Slice(rs, func(i, j int) bool { return rs[i].first < rs[j].first })
+			for i := 1; i < len(rs); i++ {
+				if rs[i].first <= rs[i-1].last {
+					t.Fatalf("key %s: a unit holds %d..%d, another %d..%d", k, rs[i-1].first, rs[i-1].last, rs[i].first, rs[i].last)
+				}
 			}
 		}
 	}
