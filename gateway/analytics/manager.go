@@ -42,6 +42,7 @@ type Manager struct {
 	mu      sync.Mutex
 	runners map[string]*Runner
 	order   []string
+	failed  []QueryStatus // queries that could not start
 	added   []QueryConfig // through the API
 }
 
@@ -59,8 +60,9 @@ func NewManager(o RunnerOptions) *Manager {
 func (m *Manager) apiFile() string { return filepath.Join(m.opts.StateDir, "queries.json") }
 
 // Start starts the configured queries and those saved from the API. A
-// query that fails to start is an error (the config was validated, so this
-// means its state could not be read).
+// query whose state file cannot be read does not run and shows as an
+// error in Status (the other queries and the gateway go on; the file is
+// left as it is for the operator to inspect).
 func (m *Manager) Start(ctx context.Context, queries []QueryConfig) error {
 	m.ctx = ctx
 	if err := os.MkdirAll(m.opts.StateDir, 0o750); err != nil {
@@ -89,7 +91,10 @@ func (m *Manager) Start(ctx context.Context, queries []QueryConfig) error {
 			continue
 		}
 		if err := m.start(q); err != nil {
-			return err
+			m.opts.Logger.Error("analytics: query not started", "query", q.Name, "err", err)
+			m.mu.Lock()
+			m.failed = append(m.failed, QueryStatus{Name: q.Name, SQL: q.SQL, Output: q.Output, State: "error", Error: err.Error()})
+			m.mu.Unlock()
 		}
 	}
 	return nil
@@ -207,10 +212,15 @@ func (m *Manager) Status() []QueryStatus {
 	for _, n := range m.order {
 		rs = append(rs, m.runners[n])
 	}
+	failed := slices.Clone(m.failed)
 	m.mu.Unlock()
-	out := make([]QueryStatus, 0, len(rs))
+	out := make([]QueryStatus, 0, len(rs)+len(failed))
 	for _, r := range rs {
 		out = append(out, r.Status())
+	}
+	for _, f := range failed {
+		f.Recent = []json.RawMessage{}
+		out = append(out, f)
 	}
 	return out
 }

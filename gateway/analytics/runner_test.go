@@ -449,3 +449,32 @@ func TestMissingOutputStreamIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCorruptStateStopsOnlyThatQuery(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, filepath.Join(dir, "store"), map[string]int{"plates": 1, "plate-stats": 1, "deadletter": 1})
+	stateDir := filepath.Join(dir, "analytics")
+	if err := os.MkdirAll(stateDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(statePath(stateDir, "broken"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := NewManager(RunnerOptions{Store: st, StateDir: stateDir, Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	broken := DemoQuery()
+	broken.Name = "broken"
+	if err := m.Start(ctx, []QueryConfig{DemoQuery(), broken}); err != nil {
+		t.Fatal(err)
+	}
+	s := m.Status()
+	if len(s) != 2 || s[0].State == "error" || s[1].State != "error" || !strings.Contains(s[1].Error, "broken.state") {
+		t.Fatalf("status: %+v", s)
+	}
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stopCancel()
+	if err := m.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+}
