@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +93,33 @@ func TestDashboardToken(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
 	if _, msg, err := c.ReadMessage(); err != nil || len(msg) == 0 {
 		t.Fatalf("websocket with the token got no update: %v", err)
+	}
+}
+
+const analyticsToken = "analytics-token-3f9a7c"
+
+// TestAnalyticsAdminToken checks the analytics admin endpoint with
+// analytics.token set: reading or adding queries needs the bearer token.
+func TestAnalyticsAdminToken(t *testing.T) {
+	d := daemon(t, fmt.Sprintf("analytics:\n  token: %s\n", analyticsToken))
+	base := "http://" + d.HTTPAddr
+	for _, hdr := range []http.Header{nil, {"Authorization": {"Bearer wrong-token-123"}}, {"Authorization": {analyticsToken}}} {
+		if st, _ := get(t, base+"/api/queries", hdr); st != http.StatusUnauthorized {
+			t.Errorf("GET /api/queries with %v: %d, want 401", hdr, st)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/queries",
+		strings.NewReader(`{"name":"evil","sql":"SELECT * FROM plates","output":"plate-stats"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /api/queries without a token: %d, want 401", resp.StatusCode)
+	}
+	st, body := get(t, base+"/api/queries", http.Header{"Authorization": {"Bearer " + analyticsToken}})
+	if st != http.StatusOK || strings.Contains(body, `"evil"`) {
+		t.Errorf("GET /api/queries with the token: %d %s", st, body)
 	}
 }

@@ -8,13 +8,17 @@
 //     unknown key, wrong secret, tampered body, missing signature, a date
 //     outside the 5-minute window, a captured request replayed once the
 //     window has passed, an expired presigned URL. Each is refused with the
-//     AWS error code a real SDK understands.
-//   - The dashboard token on its APIs and websocket.
+//     AWS error code a real SDK understands, and nothing forged is stored.
+//   - The dashboard token on its APIs and websocket; the analytics admin
+//     token on /api/queries.
 //   - MQTT over TLS to a real mosquitto that requires a client
 //     certificate (certificates made by the test with crypto/x509); a
-//     gateway given the wrong CA does not connect.
-//   - Size and count limits: request body, record size, partition key,
-//     records per request, MQTT payload, websocket clients.
+//     gateway given the wrong CA does not connect and says why.
+//   - Size and count limits: request body (with and without
+//     Content-Length), record size, partition key, records per request, a
+//     burst of large PutRecords against the in-flight body budget, MQTT
+//     payload (dead-lettered) and a 64 MiB PUBLISH (refused), websocket
+//     clients.
 //   - No secret in any log line: the daemon runs with an access key secret,
 //     a dashboard token and an MQTT password at debug level, is attacked,
 //     and its whole log is searched for each secret.

@@ -17,16 +17,16 @@ import (
 )
 
 // TestNoSecretInLogs runs the daemon at debug level with every secret the
-// config can hold (a Kinesis access key secret, the dashboard token, an
-// MQTT password and a TLS client key), exercises it with good and bad
-// credentials, stops it, and searches its whole log for each secret. The
-// status board and /metrics, which anyone on the HTTP address can read,
-// are searched too.
+// config can hold (a Kinesis access key secret, the dashboard token, the
+// analytics admin token, an MQTT password and a TLS client key), exercises
+// it with good and bad credentials, stops it, and searches its whole log
+// for each secret. The status board and /metrics, which anyone on the HTTP
+// address can read, are searched too.
 func TestNoSecretInLogs(t *testing.T) {
 	p := newPKI(t, "kaiten-test-ca")
 	m := startTLSMosquitto(t, p)
 	cert, key := p.issue(t, "kaiten-gateway", false)
-	cfg := sigv4Config() + mqttTLSConfig(m.Addr, p.CA, cert, key) + fmt.Sprintf("dashboard:\n  token: %s\n", dashToken)
+	cfg := sigv4Config() + mqttTLSConfig(m.Addr, p.CA, cert, key) + fmt.Sprintf("dashboard:\n  token: %s\nanalytics:\n  token: %s\n", dashToken, analyticsToken)
 	d := daemon(t, cfg)
 	ctx := ctxT(t)
 	waitMQTT(t, d, func(s mqttStatus) error {
@@ -65,6 +65,10 @@ func TestNoSecretInLogs(t *testing.T) {
 	} else {
 		t.Fatalf("websocket with the token: %v", err)
 	}
+
+	// Analytics admin endpoint: right and wrong tokens.
+	_, _ = get(t, base+"/api/queries", http.Header{"Authorization": {"Bearer " + analyticsToken}})
+	_, _ = get(t, base+"/api/queries", http.Header{"Authorization": {"Bearer " + analyticsToken + "z"}})
 
 	// MQTT over TLS.
 	pub, err := tlsPublisher(t, m, p, "sec-secrets-pub", true)
