@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
@@ -74,6 +75,7 @@ type Runner struct {
 	errMsg       string
 	state        string
 
+	snap     atomic.Pointer[QueryStatus]
 	maxLead  int64         // ms; see handle
 	progress chan struct{} // closed and replaced when the watermark moves
 
@@ -212,6 +214,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.state = "stopped"
+	defer r.publish()
 	if r.dirty {
 		return r.save()
 	}
@@ -221,6 +224,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 func (r *Runner) setErr(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.publish()
 	if err == nil {
 		r.errMsg, r.state = "", "running"
 		return
@@ -297,6 +301,7 @@ func (r *Runner) handle(ctx context.Context, b stream.ShardBatch) error {
 			return ctx.Err()
 		}
 	}
+	defer r.publish()
 	wm := r.eng.Watermark()
 	err := r.apply(ctx, b)
 	if r.eng.Watermark() != wm {
@@ -555,10 +560,25 @@ func (r *Runner) checkpoint() {
 	}
 }
 
-// Status returns the query's live state.
+// Status returns the query's live state as of its last batch. It never
+// waits for the query (which may be in an fsync): it reads a snapshot.
 func (r *Runner) Status() QueryStatus {
+	if p := r.snap.Load(); p != nil {
+		return *p
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.status()
+}
+
+// publish refreshes the status snapshot; r.mu is held.
+func (r *Runner) publish() {
+	qs := r.status()
+	r.snap.Store(&qs)
+}
+
+// status builds the status; r.mu is held.
+func (r *Runner) status() QueryStatus {
 	s := r.eng.Stats()
 	qs := QueryStatus{Name: r.cfg.Name, SQL: r.plan.SQL, Source: r.plan.Source, Output: r.cfg.Output,
 		Window: describeWindow(r.plan.Window), Columns: r.plan.Columns, EventTime: r.cfg.EventTime,
