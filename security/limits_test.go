@@ -1,8 +1,10 @@
 package security
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -268,4 +270,31 @@ func procKB(pid int, field string) int64 {
 		}
 	}
 	return 0
+}
+
+// TestStalledBodiesDoNotBlockWrites: clients that announce a large body
+// and then send nothing must not stop other clients' writes. The Kinesis
+// API holds a request's Content-Length in its in-flight budget
+// (kinesis.max_inflight_bytes, default 32 MiB) while it reads the body, and
+// the HTTP server has no body read timeout, so four unauthenticated
+// connections announcing 8 MiB each hold the whole budget for as long as
+// they stay open. A signed 1-record PutRecord must still go through.
+func TestStalledBodiesDoNotBlockWrites(t *testing.T) {
+	d := daemon(t, sigv4Config())
+	for i := 0; i < 4; i++ {
+		conn, err := net.Dial("tcp", d.HTTPAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: %s\r\nX-Amz-Target: Kinesis_20131202.PutRecords\r\n"+
+			"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n\r\n{", d.HTTPAddr, 8<<20-1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := kinesisClient(d.HTTPAddr, keyID, secret).PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("plates"),
+		PartitionKey: aws.String("k"), Data: []byte(`{"plate":"after-stall"}`)})
+	if err != nil {
+		t.Fatalf("a signed PutRecord while 4 unauthenticated clients stall their bodies: %v", err)
+	}
 }
