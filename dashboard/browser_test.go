@@ -74,7 +74,8 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	c, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
+	// The visible window, as a person sees it (windows are sized for it).
+	png, err := chromedp.Run(c, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
@@ -178,7 +179,7 @@ func TestBrowserInProcess(t *testing.T) {
 	if _, err := st.Put(context.Background(), "plates", stream.Entry{PartitionKey: "demo-store/4", Data: []byte(`{"sensor":"lane4-ir2","lane":"4","ok":false,"ts":"x"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	ctx := browser(t, 1280, 900)
+	ctx := browser(t, 1280, 1300)
 	navigate(t, ctx, r.http.URL+"/#store")
 	waitLive(t, ctx)
 	testutil.WaitFor(t, 20*time.Second, func() error { return storeMatches(t, ctx, r.storeView) })
@@ -247,6 +248,9 @@ func TestBrowserInProcess(t *testing.T) {
 		if dead != int64(v.DeadLetters.Total) || dead != 1 {
 			return fmt.Errorf("dead letters shown %d, API %d", dead, v.DeadLetters.Total)
 		}
+		if n := js[int](t, ctx, `document.querySelectorAll("#chart-rate canvas").length`); n == 0 {
+			return fmt.Errorf("no rate chart")
+		}
 		comps := js[[]string](t, ctx, `[...document.querySelectorAll("#components [data-component]")].map(c => c.dataset.component)`)
 		if strings.Join(comps, ",") != "sync,mqtt" {
 			return fmt.Errorf("components shown %v", comps)
@@ -286,15 +290,20 @@ func TestBrowserInProcess(t *testing.T) {
 // the dashboard, that the numbers match the API, and that the gateway and
 // tail views render. Screenshots go to test-artifacts/.
 func TestBrowserDaemon(t *testing.T) {
-	// The simulator's traffic follows the hour of the day; a busier belt
-	// than the default makes the test quick at any hour.
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "kaiten.yaml")
-	if err := os.WriteFile(cfg, []byte("sim:\n  rate: 5\n"), 0o644); err != nil {
-		t.Fatal(err)
+	// KAITEN_DASHBOARD_URL points the test at a gateway that is already
+	// running (e.g. `make run` after a while, for README screenshots).
+	base := os.Getenv("KAITEN_DASHBOARD_URL")
+	if base == "" {
+		// The simulator's traffic follows the hour of the day; a busier
+		// belt than the default makes the test quick at any hour.
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "kaiten.yaml")
+		if err := os.WriteFile(cfg, []byte("sim:\n  rate: 5\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d := testutil.StartDaemon(t, filepath.Join(dir, "data"), "--config", cfg)
+		base = "http://" + d.HTTPAddr
 	}
-	d := testutil.StartDaemon(t, filepath.Join(dir, "data"), "--config", cfg)
-	base := "http://" + d.HTTPAddr
 	api := func() (StoreView, error) {
 		var v StoreView
 		resp, err := http.Get(base + "/api/dashboard/store")
@@ -318,7 +327,7 @@ func TestBrowserDaemon(t *testing.T) {
 		}
 		return nil
 	})
-	ctx := browser(t, 1280, 900)
+	ctx := browser(t, 1280, 1300)
 	navigate(t, ctx, base+"/#store")
 	waitLive(t, ctx)
 	// The numbers change every second: poll until the page and the API
@@ -344,6 +353,9 @@ func TestBrowserDaemon(t *testing.T) {
 		}
 		if comps := js[int](t, ctx, `document.querySelectorAll("#components [data-component]").length`); comps == 0 {
 			return fmt.Errorf("no component status shown")
+		}
+		if n := js[int](t, ctx, `document.querySelectorAll("#chart-rate canvas").length`); n == 0 {
+			return fmt.Errorf("no rate chart")
 		}
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -89,6 +90,8 @@ func (t *tail) add(shardID string, recs []stream.Record) {
 		t.pending = append(t.pending, tr)
 	}
 	if over := len(t.pending) - tailBatch; over > 0 {
+		// Shards arrive in separate batches: keep the newest across them.
+		sort.SliceStable(t.pending, func(i, j int) bool { return t.pending[i].Arrival.Before(t.pending[j].Arrival) })
 		t.skipped += int64(over)
 		t.pending = append(t.pending[:0:0], t.pending[over:]...)
 	}

@@ -411,6 +411,7 @@
     else subscribe();
     // charts are sized when visible
     if (currentView === "store" && lastStore) renderStore(lastStore);
+    if (currentView === "gateway") drawRates();
     setTimeout(() => { passesChart.resize(); rateChart.resize(); }, 0);
   }
   window.addEventListener("hashchange", showView);
@@ -440,7 +441,8 @@
     const q = "?topics=" + encodeURIComponent(topics().join(",")) + (token() ? "&token=" + encodeURIComponent(token()) : "");
     const sock = new WebSocket(proto + "//" + location.host + "/ws" + q);
     ws = sock;
-    sock.onopen = () => { backoff = 500; setConn(true, "live"); };
+    // topics may have changed while connecting (the tail picker loads)
+    sock.onopen = () => { backoff = 500; setConn(true, "live"); subscribe(); };
     sock.onmessage = (ev) => {
       let m;
       try { m = JSON.parse(ev.data); } catch (e) { return; }
