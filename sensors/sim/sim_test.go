@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,13 +147,13 @@ func TestConfig(t *testing.T) {
 	if err := c.Normalize("demo-store"); err != nil {
 		t.Fatal(err)
 	}
-	if c.Store != "demo-store" || c.Lanes != 6 || c.Rate != DefaultRate || c.Faults != DefaultFaults || c.Heartbeat.Duration != DefaultHeartbeat {
+	if c.Store != "demo-store" || c.Lanes != 6 || c.Rate != DefaultRate || c.Faults != DefaultFaults || c.Heartbeat.Duration != DefaultHeartbeat || c.Speed != 1 {
 		t.Fatalf("defaults %+v", c)
 	}
 	for _, bad := range []struct {
 		c    Config
 		want string
-	}{{Config{Lanes: -1}, "sim.lanes"}, {Config{Rate: -2}, "sim.rate"}, {Config{Faults: 2}, "sim.faults"}} {
+	}{{Config{Lanes: -1}, "sim.lanes"}, {Config{Rate: -2}, "sim.rate"}, {Config{Faults: 2}, "sim.faults"}, {Config{Speed: 5000}, "sim.speed"}} {
 		if err := bad.c.Normalize("s"); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%+v: %v, want an error naming %s", bad.c, err, bad.want)
 		}
@@ -207,6 +208,44 @@ func TestSimPublishesToMosquitto(t *testing.T) {
 	if st.Connected != 6 || st.Published == 0 {
 		t.Fatalf("status %+v", st)
 	}
+}
+
+// TestSimWaitsForTheBroker starts the simulator before its broker is up
+// (an external broker down at start): what it publishes meanwhile goes
+// out once the broker answers, and it does not hang.
+func TestSimWaitsForTheBroker(t *testing.T) {
+	addr := testutil.FreeAddr(t)
+	cfg := Config{Rate: 20, Speed: 50, Seed: 9}
+	if err := cfg.Normalize("demo-store"); err != nil {
+		t.Fatal(err)
+	}
+	var beams atomic.Int64
+	s, err := Start(cfg, "tcp://"+addr, Options{Now: lunchClock(), Logger: slog.New(slog.DiscardHandler),
+		OnBeam: func(string) { beams.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	// Let the belt publish into the void first (each beam is a published pass).
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if b := beams.Load(); b < 12 {
+			return fmt.Errorf("%d passes so far", b)
+		}
+		return nil
+	})
+	if st := s.Status(); st.Connected != 0 || st.Published != 0 {
+		t.Fatalf("published with no broker: %+v", st)
+	}
+	m := mqtttest.StartMosquitto(t, mqtttest.Options{Addr: addr})
+	var got atomic.Int64
+	mqtttest.Subscriber(t, m.URL(), "sim-watch-late", "store/#", func(paho.Message) { got.Add(1) })
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		st := s.Status()
+		if st.Connected < 6 || st.Published < 100 || got.Load() < 100 {
+			return fmt.Errorf("status %+v, subscriber got %d", st, got.Load())
+		}
+		return nil
+	})
 }
 
 // TestSimThroughEmbeddedIngest is the demo path: simulator -> embedded

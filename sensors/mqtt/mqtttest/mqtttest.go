@@ -36,6 +36,8 @@ func (m *Mosquitto) URL() string { return "tcp://" + m.Addr }
 
 // Options tune the generated mosquitto.conf.
 type Options struct {
+	// Addr is the loopback host:port to listen on; default a free one.
+	Addr string
 	// MaxInflight is max_inflight_messages (QoS 1 messages in flight to
 	// one subscriber). 0 leaves mosquitto's default (20).
 	MaxInflight int
@@ -60,7 +62,10 @@ func StartMosquitto(t testing.TB, o Options) *Mosquitto {
 	t.Helper()
 	testutil.LookTool(t, "mosquitto") // fails naming `make test-deps` when missing
 	dir := t.TempDir()
-	m := &Mosquitto{Addr: testutil.FreeAddr(t), Dir: dir, conf: filepath.Join(dir, "mosquitto.conf")}
+	m := &Mosquitto{Addr: o.Addr, Dir: dir, conf: filepath.Join(dir, "mosquitto.conf")}
+	if m.Addr == "" {
+		m.Addr = testutil.FreeAddr(t)
+	}
 	_, port, _ := net.SplitHostPort(m.Addr)
 	var b strings.Builder
 	fmt.Fprintf(&b, "listener %s 127.0.0.1\n", port)
