@@ -298,3 +298,44 @@ func TestStalledBodiesDoNotBlockWrites(t *testing.T) {
 		t.Fatalf("a signed PutRecord while 4 unauthenticated clients stall their bodies: %v", err)
 	}
 }
+
+// TestSlowHeadersAreCut: a client that opens a connection and dribbles its
+// request headers (slowloris) is disconnected once the server's header
+// timeout (10 s) passes, instead of holding the connection forever.
+func TestSlowHeadersAreCut(t *testing.T) {
+	t.Parallel()
+	d := daemon(t, "")
+	conn, err := net.Dial("tcp", d.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "GET /healthz HTTP/1.1\r\nHost: %s\r\n", d.HTTPAddr)
+	closed := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, err := conn.Read(buf); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-closed:
+			if el := time.Since(start); el < 5*time.Second {
+				t.Fatalf("closed after %s: sooner than the header timeout", el)
+			}
+			return
+		case <-tick.C:
+			if time.Since(start) > 30*time.Second {
+				t.Fatal("a connection dribbling headers is still open after 30 s")
+			}
+			_, _ = fmt.Fprintf(conn, "X-Slow-%d: 1\r\n", time.Now().UnixNano()) // one header a second
+		}
+	}
+}
