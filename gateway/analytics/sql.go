@@ -85,7 +85,7 @@ type Plan struct {
 func unsupported(what string, node sqlparser.SQLNode, hint string) error {
 	msg := fmt.Sprintf("%v: %s", ErrUnsupported, what)
 	if node != nil {
-		msg += fmt.Sprintf(" at `%s`", sqlparser.String(node))
+		msg += fmt.Sprintf(" at `%s`", strings.TrimSpace(sqlparser.String(node)))
 	}
 	if hint != "" {
 		msg += ": " + hint
