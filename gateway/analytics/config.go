@@ -15,7 +15,7 @@ const (
 	DefaultOutput        = "plate-stats"
 	DefaultLateOutput    = "deadletter"
 	DefaultEventLateness = 5 * time.Second
-	DefaultSaveInterval  = time.Second
+	DefaultSaveInterval  = 10 * time.Second
 	DefaultRecent        = 20
 	DemoQueryName        = "plates_taken_per_minute"
 	DemoQuerySQL         = "SELECT lane, plate_type, COUNT(*) AS taken FROM plates WHERE event = 'taken' GROUP BY lane, plate_type, TUMBLING(INTERVAL '1' MINUTE)"
@@ -28,7 +28,9 @@ type Config struct {
 	// StateDir holds one state file per query. Default <data_dir>/analytics.
 	StateDir string `yaml:"state_dir"`
 	// SaveInterval bounds how often progress is saved while no window
-	// closes (windows closing are saved at once). Default 1s.
+	// closes (windows closing are saved at once). Default 10s: a crash
+	// re-reads at most that much from the stream (and emits nothing twice),
+	// and the SD card is not rewritten every second.
 	SaveInterval config.Duration `yaml:"save_interval"`
 	// Token, if set, is required by the admin endpoint /api/queries as
 	// "Authorization: Bearer <token>". Default "" (open, like the rest of

@@ -31,7 +31,7 @@ type Store interface {
 type RunnerOptions struct {
 	Store    Store
 	StateDir string
-	// SaveInterval: see Config.SaveInterval. Default 1 s.
+	// SaveInterval: see Config.SaveInterval. Default 10 s.
 	SaveInterval time.Duration
 	Metrics      *Metrics // nil: a private, unregistered set
 	Logger       *slog.Logger
