@@ -59,7 +59,7 @@ func healthy(addr string) error {
 // refuses records; it returns the refusal's error code and message.
 func fillUntilRefused(t *testing.T, addr string, led *ledger, limit int) (code, msg string) {
 	t.Helper()
-	kc := kinesisClient(addr)
+	kc := kinesisClient(addr, time.Minute)
 	pad := strings.Repeat("f", 1000)
 	for b := 0; b < limit; b++ {
 		entries := make([]ktypes.PutRecordsRequestEntry, 100)

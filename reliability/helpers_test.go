@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/kaiten-edge/kaiten/internal/testutil"
@@ -71,7 +72,9 @@ dashboard:
 	return p
 }
 
-func kinesisClient(addr string) *kinesis.Client {
+// kinesisClient is the real aws-sdk-go-v2 client pointed at a gateway; each
+// request may take up to timeout.
+func kinesisClient(addr string, timeout time.Duration) *kinesis.Client {
 	return kinesis.New(kinesis.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String("http://" + addr),
@@ -79,7 +82,7 @@ func kinesisClient(addr string) *kinesis.Client {
 		// No SDK retries: a retried PutRecords after a lost answer would
 		// store a record twice, which is the producer's doing, not ours.
 		RetryMaxAttempts: 1,
-		HTTPClient:       &http.Client{Timeout: 10 * time.Second},
+		HTTPClient:       &http.Client{Timeout: timeout},
 	})
 }
 
@@ -146,7 +149,7 @@ func producers(ctx context.Context, t *testing.T, round int, mqttAddr, httpAddr 
 			}
 		}()
 	}
-	kc := kinesisClient(httpAddr)
+	kc := kinesisClient(httpAddr, 10*time.Second)
 	for g := 0; g < kinN; g++ {
 		wg.Add(1)
 		go func() {
@@ -194,8 +197,12 @@ func readStream(t *testing.T, httpAddr, name string) (map[string]streamRecord, m
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	kc := kinesisClient(httpAddr)
-	shards, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(name)})
+	kc := kinesisClient(httpAddr, time.Minute) // a loaded CI machine reads slowly
+	var shards *kinesis.ListShardsOutput
+	err := transient(func() (err error) {
+		shards, err = kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(name)})
+		return err
+	})
 	if err != nil {
 		t.Fatalf("ListShards: %v", err)
 	}
@@ -203,15 +210,23 @@ func readStream(t *testing.T, httpAddr, name string) (map[string]streamRecord, m
 	last := map[string]*big.Int{}
 	for _, sh := range shards.Shards {
 		id := aws.ToString(sh.ShardId)
-		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(name),
-			ShardId: sh.ShardId, ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon})
+		var it *kinesis.GetShardIteratorOutput
+		err := transient(func() (err error) {
+			it, err = kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(name),
+				ShardId: sh.ShardId, ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon})
+			return err
+		})
 		if err != nil {
 			t.Fatalf("GetShardIterator %s: %v", id, err)
 		}
 		iter := it.ShardIterator
 		prev := big.NewInt(-1)
 		for iter != nil {
-			out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10000)})
+			var out *kinesis.GetRecordsOutput
+			err := transient(func() (err error) {
+				out, err = kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(2000)})
+				return err
+			})
 			if err != nil {
 				t.Fatalf("GetRecords %s: %v", id, err)
 			}
@@ -238,6 +253,24 @@ func readStream(t *testing.T, httpAddr, name string) (map[string]streamRecord, m
 		last[id] = prev
 	}
 	return recs, last
+}
+
+// transient retries fn a few times on transport errors (not on AWS API
+// errors), as a real consumer does; reads with the same iterator are
+// idempotent. A loaded CI machine sometimes breaks a connection mid-body.
+func transient(fn func() error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = fn(); err == nil {
+			return nil
+		}
+		var api smithy.APIError
+		if errors.As(err, &api) {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond) // backoff before a retry
+	}
+	return err
 }
 
 // recordID is the "id" field of a test record, or the whole data when it

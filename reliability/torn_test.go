@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -22,7 +23,7 @@ import (
 // Badger's value log is used too) and records each acknowledgement.
 func putRecords(t *testing.T, addr string, batches int, led *ledger) {
 	t.Helper()
-	kc := kinesisClient(addr)
+	kc := kinesisClient(addr, time.Minute)
 	pad := strings.Repeat("p", 150)
 	big := strings.Repeat("B", 6000)
 	for b := 0; b < batches; b++ {
