@@ -56,7 +56,9 @@ func init() {
 				return err
 			}
 			check := ingest.mqtt // validated again with the real store id at start
-			check.Routes = append([]mqtt.Route(nil), check.Routes...)
+			if check.Routes != nil { // do not fill defaults into the shared slice
+				check.Routes = append(make([]mqtt.Route, 0, len(check.Routes)), check.Routes...)
+			}
 			return check.Normalize("check")
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
