@@ -55,7 +55,7 @@ func init() {
 			if err := config.Decode("mqtt", node, &ingest.mqtt); err != nil {
 				return err
 			}
-			check := ingest.mqtt // validated again with the real store id at start
+			check := ingest.mqtt     // validated again with the real store id at start
 			if check.Routes != nil { // do not fill defaults into the shared slice
 				check.Routes = append(make([]mqtt.Route, 0, len(check.Routes)), check.Routes...)
 			}
