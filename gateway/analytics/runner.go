@@ -46,8 +46,14 @@ type RunnerOptions struct {
 // cannot close every open window at once.
 const maxAhead = time.Hour
 
-// batchLimit is the consumer's batch size.
-const batchLimit = 5000
+// batchLimit is the consumer's batch size; maxPending is how many results
+// a query working through a backlog gathers before it writes them;
+// checkpointInterval is how often the store's checkpoints move.
+const (
+	batchLimit         = 5000
+	maxPending         = 2000
+	checkpointInterval = 30 * time.Second
+)
 
 // Runner runs one continuous query as consumer group analytics-<name>.
 // Its methods are safe for concurrent use.
@@ -60,20 +66,21 @@ type Runner struct {
 	path  string
 	fp    string
 
-	mu           sync.Mutex
-	eng          *Engine
-	pending      []pendingOut
-	outPos       map[string]map[string]string
-	unsure       bool // a put failed in a way that may have written: reconcile before the next
-	leases       map[string]stream.Lease
-	checkpointed map[string]string
-	behind       map[string]int64
-	dirty        bool
-	lastSave     time.Time
-	recent       []json.RawMessage
-	lastStats    Stats
-	errMsg       string
-	state        string
+	mu             sync.Mutex
+	eng            *Engine
+	pending        []pendingOut
+	outPos         map[string]map[string]string
+	unsure         bool // a put failed in a way that may have written: reconcile before the next
+	leases         map[string]stream.Lease
+	checkpointed   map[string]string
+	behind         map[string]int64
+	dirty          bool
+	lastSave       time.Time
+	lastCheckpoint time.Time
+	recent         []json.RawMessage
+	lastStats      Stats
+	errMsg         string
+	state          string
 
 	snap     atomic.Pointer[QueryStatus]
 	maxLead  int64         // ms; see handle
@@ -216,8 +223,11 @@ func (r *Runner) Stop(ctx context.Context) error {
 	r.state = "stopped"
 	defer r.publish()
 	if r.dirty {
-		return r.save()
+		if err := r.save(); err != nil {
+			return err
+		}
 	}
+	r.checkpoint(true)
 	return nil
 }
 
@@ -344,14 +354,21 @@ func (r *Runner) apply(ctx context.Context, b stream.ShardBatch) error {
 	// SaveInterval (or 500 of them), so one save and one put cover many
 	// windows.
 	live := len(r.pending) > 0 && len(b.Records) < batchLimit
-	if live || len(r.pending) >= stream.MaxBatchRecords || b.Ended || (r.dirty && now.Sub(r.lastSave) >= r.opts.SaveInterval) {
+	if live || len(r.pending) >= maxPending || b.Ended || (r.dirty && now.Sub(r.lastSave) >= r.opts.SaveInterval) {
 		if err := r.save(); err != nil {
 			return err
 		}
 		if err := r.flush(ctx); err != nil {
 			return err
 		}
-		r.checkpoint()
+		// The store's checkpoint only saves re-reading after a restart (the
+		// state file is the truth) and costs an fsync per shard: move it
+		// now and then, and at the end of a closed shard, whose children
+		// wait for it.
+		if b.Ended || now.Sub(r.lastCheckpoint) >= checkpointInterval {
+			r.checkpoint(false)
+			r.lastCheckpoint = now
+		}
 	}
 	return nil
 }
@@ -544,8 +561,14 @@ func (r *Runner) flush(ctx context.Context) error {
 }
 
 // checkpoint moves the store's checkpoints up to the saved positions.
-func (r *Runner) checkpoint() {
+//
+// With stopped set, the consumer has ended and released its leases; the
+// checkpoints are written without a lease (a query runs once per store).
+func (r *Runner) checkpoint(stopped bool) {
 	for id, lease := range r.leases {
+		if stopped {
+			lease = stream.Lease{}
+		}
 		pos := r.eng.Position(id)
 		if pos == "" || pos == r.checkpointed[id] {
 			continue

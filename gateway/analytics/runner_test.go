@@ -178,6 +178,14 @@ func TestRunnerWithStore(t *testing.T) {
 	if err := m.Stop(stopCtx); err != nil {
 		t.Fatal(err)
 	}
+	// The store's checkpoints follow the saved state once stopped.
+	d, _ := st.DescribeStream("events")
+	for _, sh := range d.Shards {
+		last, _ := st.LastSequenceNumber("events", sh.ShardID)
+		if ck, err := st.GetCheckpoint("analytics-lanes", "events", sh.ShardID); err != nil || ck != last {
+			t.Errorf("checkpoint of %s = %q (%v), want %q", sh.ShardID, ck, err, last)
+		}
+	}
 	var more []map[string]any
 	for i := 0; i < 20; i++ {
 		rec := map[string]any{"lane": "9", "v": float64(i), "ts": t0.Add(2*time.Hour + time.Duration(i)*time.Second).Format(time.RFC3339Nano)}
