@@ -32,16 +32,46 @@ type DeadLetter struct {
 }
 
 // DeadLetters counts the dead-letter stream by source, over the history
-// window and since the dashboard started, and keeps the most recent ones.
+// window (in per-minute buckets, so memory stays fixed however many
+// arrive) and since the dashboard started, and keeps the most recent ones.
 // Safe for concurrent use.
 type DeadLetters struct {
-	history time.Duration
+	minutes int
 
 	mu      sync.Mutex
 	sources map[string]bool
-	times   map[string][]time.Time // per source, arrival times within history
-	live    map[string]int64       // per source, counted live (Prometheus)
-	recent  []DeadLetter           // newest last, at most recentDead
+	buckets map[string]*minuteCounts // per source
+	live    map[string]int64         // per source, counted live (Prometheus)
+	recent  []DeadLetter             // newest last, at most recentDead
+}
+
+// minuteCounts is a ring of per-minute counts.
+type minuteCounts struct {
+	min []int64 // unix minute each slot holds
+	n   []int
+}
+
+func (m *minuteCounts) add(at time.Time) {
+	min := at.Unix() / 60
+	i := int(((min % int64(len(m.min))) + int64(len(m.min))) % int64(len(m.min)))
+	switch {
+	case m.min[i] == min:
+		m.n[i]++
+	case m.min[i] < min:
+		m.min[i], m.n[i] = min, 1
+	} // older than the ring: not counted
+}
+
+// since sums the minutes after cut.
+func (m *minuteCounts) since(cut time.Time) int {
+	c := cut.Unix() / 60
+	total := 0
+	for i, min := range m.min {
+		if min > c || min == c && cut.Unix()%60 == 0 {
+			total += m.n[i]
+		}
+	}
+	return total
 }
 
 // NewDeadLetters returns an empty counter over history (default 1h).
@@ -49,12 +79,9 @@ func NewDeadLetters(history time.Duration) *DeadLetters {
 	if history <= 0 {
 		history = time.Hour
 	}
-	return &DeadLetters{history: history, sources: map[string]bool{}, times: map[string][]time.Time{}, live: map[string]int64{}}
+	return &DeadLetters{minutes: int(history/time.Minute) + 1, sources: map[string]bool{},
+		buckets: map[string]*minuteCounts{}, live: map[string]int64{}}
 }
-
-// maxDeadTimes bounds the arrival times kept per source; past it the
-// oldest are forgotten (the count then reads "at least").
-const maxDeadTimes = 20000
 
 // Add folds dead-letter records in; live as for Plates.Add.
 func (d *DeadLetters) Add(recs []stream.Record, live bool) {
@@ -69,11 +96,12 @@ func (d *DeadLetters) Add(recs []stream.Record, live bool) {
 			}
 		}
 		src := capName(d.sources, m.Source, maxDeadSources)
-		ts := append(d.times[src], r.ArrivalTime)
-		if len(ts) > maxDeadTimes {
-			ts = append(ts[:0:0], ts[len(ts)-maxDeadTimes:]...)
+		b := d.buckets[src]
+		if b == nil {
+			b = &minuteCounts{min: make([]int64, d.minutes), n: make([]int, d.minutes)}
+			d.buckets[src] = b
 		}
-		d.times[src] = ts
+		b.add(r.ArrivalTime)
 		if live {
 			d.live[src]++
 		}
@@ -86,7 +114,8 @@ func (d *DeadLetters) Add(recs []stream.Record, live bool) {
 
 // DeadLetterView is the dead-letter part of the gateway view.
 type DeadLetterView struct {
-	// LastHour counts dead letters within the history window, by source.
+	// LastHour counts dead letters within the history window (to the
+	// minute), by source.
 	LastHour map[string]int `json:"last_hour"`
 	Total    int            `json:"total"`
 	Recent   []DeadLetter   `json:"recent"`
@@ -96,13 +125,12 @@ func (d *DeadLetters) view(now time.Time) DeadLetterView {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v := DeadLetterView{LastHour: map[string]int{}, Recent: []DeadLetter{}}
-	cut := now.Add(-d.history)
-	for src, ts := range d.times {
-		i := sort.Search(len(ts), func(i int) bool { return !ts[i].Before(cut) })
-		ts = ts[i:]
-		d.times[src] = ts
-		v.LastHour[src] = len(ts)
-		v.Total += len(ts)
+	cut := now.Add(-time.Duration(d.minutes-1) * time.Minute)
+	for src, b := range d.buckets {
+		if n := b.since(cut); n > 0 {
+			v.LastHour[src] = n
+			v.Total += n
+		}
 	}
 	for i := len(d.recent) - 1; i >= 0; i-- {
 		v.Recent = append(v.Recent, d.recent[i])

@@ -15,7 +15,7 @@ const (
 	maxPlateTypes = 64
 	maxLanes      = 64
 	maxSensors    = 512
-	maxPlates     = 50000
+	maxPlates     = 20000
 	otherName     = "other"
 )
 
