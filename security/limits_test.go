@@ -278,17 +278,31 @@ func procKB(pid int, field string) int64 {
 // (kinesis.max_inflight_bytes, default 32 MiB) while it reads the body, and
 // the HTTP server has no body read timeout, so four unauthenticated
 // connections announcing 8 MiB each hold the whole budget for as long as
-// they stay open. A signed 1-record PutRecord must still go through.
+// they stay open. A signed 1-record PutRecord must still go through (today
+// it waits forever: see the report of issue 8).
 func TestStalledBodiesDoNotBlockWrites(t *testing.T) {
 	d := daemon(t, sigv4Config())
-	for i := 0; i < 4; i++ {
+	stall := func() {
 		conn, err := net.Dial("tcp", d.HTTPAddr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close()
+		t.Cleanup(func() { conn.Close() })
 		fmt.Fprintf(conn, "POST / HTTP/1.1\r\nHost: %s\r\nX-Amz-Target: Kinesis_20131202.PutRecords\r\n"+
 			"Content-Type: application/x-amz-json-1.1\r\nContent-Length: %d\r\n\r\n{", d.HTTPAddr, 8<<20-1)
+	}
+	for i := 0; i < 4; i++ {
+		stall()
+	}
+	// A fifth waits once the four hold the budget: then the trap is set.
+	// (A gateway that reserves no budget for bytes not yet received never
+	// gets there, which is a fix too: go on after 5 s of polling.)
+	stall()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_, m := get(t, "http://"+d.HTTPAddr+"/metrics", nil)
+		if strings.Contains(m, "\nkaiten_kinesis_requests_waiting ") && !strings.Contains(m, "\nkaiten_kinesis_requests_waiting 0\n") {
+			break
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
