@@ -23,10 +23,26 @@ type faultLoop struct {
 	fault func(d *testutil.Daemon)
 	// mqttN and kinN are the numbers of producer goroutines.
 	mqttN, kinN int
+	// s3, when set, adds a delivery stream to this S3 server's bucket
+	// "archive", checked like the local one.
+	s3 *s3Server
+}
+
+// destinations are the folders holding each delivery stream's objects.
+func (f faultLoop) destinations(dataDir string) map[string]string {
+	d := map[string]string{"local": filepath.Join(dataDir, "delivered")}
+	if f.s3 != nil {
+		d["s3"] = filepath.Join(f.s3.Dir, "archive")
+	}
+	return d
 }
 
 func (f faultLoop) run(t *testing.T) {
-	cfg := gatewayConfig(t, "")
+	var more []string
+	if f.s3 != nil {
+		more = append(more, f.s3.syncEntry("plates-s3", "archive"))
+	}
+	cfg := gatewayConfig(t, "", more...)
 	mqttAddr := testutil.FreeAddr(t)
 	led := newLedger()
 	lastSeq := map[string]*big.Int{}
@@ -43,10 +59,12 @@ func (f faultLoop) run(t *testing.T) {
 				t.Fatalf("round %d: %s: last sequence number went back from %s to %s", round, sh, prev, seq)
 			}
 		}
-		counts, errObjs := delivered(t, filepath.Join(dir, "delivered"))
-		checkNoDuplicates(t, fmt.Sprintf("after restart %d", round), counts, recs)
-		if len(errObjs) > 0 {
-			t.Fatalf("round %d: delivery wrote error output %v", round, errObjs)
+		for name, where := range f.destinations(dir) {
+			counts, errObjs := delivered(t, where)
+			checkNoDuplicates(t, fmt.Sprintf("%s, after restart %d", name, round), counts, recs)
+			if len(errObjs) > 0 {
+				t.Fatalf("round %d: delivery to %s wrote error output %v", round, name, errObjs)
+			}
 		}
 
 		ctx, cancel := context.WithCancel(context.Background())
@@ -83,33 +101,38 @@ func (f faultLoop) run(t *testing.T) {
 	recs, _ := readStream(t, d.HTTPAddr, "plates")
 	checkAcked(t, "at the end", acked, recs)
 	waitDrained(t, d.HTTPAddr)
-	counts, errObjs := delivered(t, filepath.Join(dir, "delivered"))
-	checkNoDuplicates(t, "at the end", counts, recs)
-	if len(errObjs) > 0 {
-		t.Fatalf("delivery wrote error output %v", errObjs)
-	}
-	for id := range recs {
-		if counts[id] != 1 {
-			t.Fatalf("at the end: record %s of the stream delivered %d times, want once", id, counts[id])
+	var counts map[string]int
+	for name, where := range f.destinations(dir) {
+		c, errObjs := delivered(t, where)
+		checkNoDuplicates(t, name+", at the end", c, recs)
+		if len(errObjs) > 0 {
+			t.Fatalf("delivery to %s wrote error output %v", name, errObjs)
 		}
+		for id := range recs {
+			if c[id] != 1 {
+				t.Fatalf("%s, at the end: record %s of the stream delivered %d times, want once", name, id, c[id])
+			}
+		}
+		counts = c
 	}
 	if err := d.Stop(20 * time.Second); err != nil {
 		t.Fatalf("clean stop after the loop: %v", err)
 	}
-	t.Logf("%d faults in %s: %d records acknowledged (%d in the stream, some stored but unacknowledged), all present; %d delivered exactly once",
-		f.rounds, time.Since(start).Round(time.Second), len(acked), len(recs), len(counts))
+	t.Logf("%d faults in %s: %d records acknowledged (%d in the stream, some stored but unacknowledged), all present; %d delivered exactly once to each of %d destinations",
+		f.rounds, time.Since(start).Round(time.Second), len(acked), len(recs), len(counts), len(f.destinations(dir)))
 }
 
 // TestCrashLoop SIGKILLs the full daemon at random moments while it ingests
-// over MQTT and the Kinesis API: 15 kills in make test (about a minute),
-// 60 with KAITEN_LONG=1 (about 4 minutes).
+// over MQTT and the Kinesis API and delivers to a local folder and to S3
+// (versitygw): 15 kills in make test (about a minute), 60 with
+// KAITEN_LONG=1 (about 4 minutes).
 func TestCrashLoop(t *testing.T) {
 	rounds := 15
 	if os.Getenv("KAITEN_LONG") != "" {
 		rounds = 60
 	}
 	dir := t.TempDir()
-	faultLoop{rounds: rounds, mqttN: 2, kinN: 2,
+	faultLoop{rounds: rounds, mqttN: 2, kinN: 2, s3: startS3(t, "archive"),
 		dataDir: func() string { return dir },
 		fault:   func(d *testutil.Daemon) { d.Kill() },
 	}.run(t)

@@ -43,8 +43,10 @@ func needRoot(t *testing.T, what string) {
 // gatewayConfig is the daemon config the fault tests use: stream plates
 // (4 shards) as in the demo, the default local delivery stream but with a
 // 1 s buffer so that deliveries happen between kills, no analytics and no
-// dashboard (they are tested elsewhere and only cost CPU here).
-func gatewayConfig(t *testing.T, extra string) string {
+// dashboard (they are tested elsewhere and only cost CPU here). moreSync is
+// appended to the sync list (YAML list entries indented by two spaces);
+// extra is appended as top-level sections.
+func gatewayConfig(t *testing.T, extra string, moreSync ...string) string {
 	t.Helper()
 	cfg := `log:
   level: info
@@ -60,7 +62,7 @@ sync:
       interval: 1s
     local:
       dir: delivered
-analytics:
+` + strings.Join(moreSync, "") + `analytics:
   disabled: true
 dashboard:
   disabled: true
@@ -70,6 +72,79 @@ dashboard:
 		t.Fatal(err)
 	}
 	return p
+}
+
+// s3Server is a versitygw (an S3-compatible server, installed by make
+// test-deps) on its posix backend: bucket b's object k is the file
+// Dir/b/k, so the test reads deliveries straight from disk.
+type s3Server struct {
+	Endpoint, Dir string
+}
+
+const s3Key, s3Secret = "kaitenfaultroot", "kaitenfaultsecret0123456789"
+
+func startS3(t *testing.T, buckets ...string) *s3Server {
+	t.Helper()
+	bin := testutil.LookTool(t, "versitygw")
+	addr := testutil.FreeAddr(t)
+	s := &s3Server{Endpoint: "http://" + addr, Dir: t.TempDir()}
+	for _, b := range buckets {
+		if err := os.Mkdir(filepath.Join(s.Dir, b), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	var mu sync.Mutex
+	cmd := exec.Command(bin, "--access", s3Key, "--secret", s3Secret, "--port", addr, "--quiet", "posix", "--nometa", s.Dir)
+	w := writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(b) })
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start versitygw: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("versitygw log:\n%s", out.String())
+			mu.Unlock()
+		}
+	})
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		select {
+		case <-done:
+			return fmt.Errorf("versitygw exited")
+		default:
+		}
+		resp, err := http.Get(s.Endpoint + "/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	return s
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// syncEntry is a sync list entry delivering stream plates to the bucket.
+func (s *s3Server) syncEntry(name, bucket string) string {
+	return fmt.Sprintf(`  - name: %s
+    stream: plates
+    buffer:
+      interval: 1s
+    s3:
+      bucket: %s
+      endpoint: %s
+      path_style: true
+      access_key_id: %s
+      secret_access_key: %s
+`, name, bucket, s.Endpoint, s3Key, s3Secret)
 }
 
 // kinesisClient is the real aws-sdk-go-v2 client pointed at a gateway; each
@@ -395,7 +470,7 @@ func getStatus(addr string) (syncStatus, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-// waitDrained waits until the delivery stream has no backlog.
+// waitDrained waits until no delivery stream has a backlog.
 func waitDrained(t *testing.T, addr string) {
 	t.Helper()
 	testutil.WaitFor(t, 90*time.Second, func() error {
@@ -403,11 +478,13 @@ func waitDrained(t *testing.T, addr string) {
 		if err != nil {
 			return err
 		}
-		if len(st.Sync) != 1 {
-			return fmt.Errorf("want one delivery stream in /api/status, got %d", len(st.Sync))
+		if len(st.Sync) == 0 {
+			return fmt.Errorf("no delivery stream in /api/status")
 		}
-		if b := st.Sync[0].BacklogRecords; b != 0 {
-			return fmt.Errorf("delivery backlog %d records (last error %q)", b, st.Sync[0].LastError)
+		for _, ds := range st.Sync {
+			if ds.BacklogRecords != 0 {
+				return fmt.Errorf("delivery stream %s: backlog %d records (last error %q)", ds.Name, ds.BacklogRecords, ds.LastError)
+			}
 		}
 		return nil
 	})
