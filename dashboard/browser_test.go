@@ -375,3 +375,41 @@ func TestBrowserDaemon(t *testing.T) {
 	testutil.WaitFor(t, 30*time.Second, func() error { return storeMatches(t, phone, api) })
 	screenshot(t, phone, "dashboard-store-phone")
 }
+
+// TestBrowserToken: with a token configured, a fresh browser gets the
+// token form and no data; the token in the URL once opens the live view,
+// and the page keeps it (a reload without it stays live).
+func TestBrowserToken(t *testing.T) {
+	st := openStore(t)
+	const tok = "kitchen-tablet-7"
+	r := startRig(t, st, Config{Token: tok})
+	putPlates(t, st, "1", "salmon", 3, 1, 2)
+	ctx := browser(t, 1024, 768)
+	navigate(t, ctx, r.http.URL+"/#store")
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if js[bool](t, ctx, `document.getElementById("login").hidden`) {
+			return fmt.Errorf("no token form")
+		}
+		return nil
+	})
+	if live := js[string](t, ctx, `document.body.dataset.live||""`); live == "1" {
+		t.Fatal("page live without a token")
+	}
+	navigate(t, ctx, r.http.URL+"/?token="+tok+"#store")
+	waitLive(t, ctx)
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		n, err := pageNumber(t, ctx, "#kpi-placed")
+		if err != nil {
+			return err
+		}
+		if n != 3 {
+			return fmt.Errorf("placed shows %d, want 3", n)
+		}
+		return nil
+	})
+	if u := js[string](t, ctx, `location.href`); strings.Contains(u, tok) {
+		t.Fatalf("token left in the address bar: %s", u)
+	}
+	navigate(t, ctx, r.http.URL+"/#gateway")
+	waitLive(t, ctx)
+}
