@@ -62,7 +62,9 @@ VULN_DB ?=
 
 .PHONY: vuln
 
-bench-peers: ## Kaiten vs raw Badger, NATS JetStream, kinesalite, mosquitto: BENCH/RATIO lines (minutes; not in make test)
+bench-peers: test-deps ## Kaiten vs raw Badger, NATS JetStream, kinesalite, mosquitto: BENCH/RATIO lines (minutes; not in make test)
+	@command -v node >/dev/null && command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
 	@set -o pipefail; cd bench && GOFLAGS=-mod=mod KAITEN_BENCH_PEERS=1 $(GO) test -run '^TestBenchPeers$$' -count=1 -timeout 60m -v ./peers 2>&1 \
 	  | grep -E '^(BENCH|RATIO|FAIL|--- |ok|    peers_test)'
 
