@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"container/heap"
 	"fmt"
 	"math"
 	"slices"
@@ -62,7 +63,9 @@ type Engine struct {
 
 	wm       int64 // watermark, unix ms; math.MinInt64 before any
 	shards   map[string]*shardPos
-	fixed    map[string]*group   // tumbling/hopping: key = start(8 bytes) + group key
+	fixed    map[string]*group   // tumbling/hopping: key = group key + start (8 bytes)
+	byEnd    map[int64][]string  // keys of fixed, by window end
+	ends     endHeap             // the distinct keys of byEnd
 	sessions map[string][]*group // session: key = group key
 	nGroups  int
 	minEnd   int64
@@ -102,7 +105,7 @@ func NewEngine(p *Plan, o EngineOptions) *Engine {
 		o.IdleGrace = 2 * time.Second
 	}
 	return &Engine{plan: p, opts: o, wm: math.MinInt64, minEnd: math.MaxInt64,
-		shards: map[string]*shardPos{}, fixed: map[string]*group{}, sessions: map[string][]*group{},
+		shards: map[string]*shardPos{}, fixed: map[string]*group{}, sessions: map[string][]*group{}, byEnd: map[int64][]string{},
 		stats: Stats{Skipped: map[string]int64{}}}
 }
 
@@ -331,6 +334,29 @@ func (e *Engine) fold(g *group) {
 	}
 }
 
+// addFixed files a new tumbling or hopping window group under its end.
+func (e *Engine) addFixed(key string, g *group) {
+	e.fixed[key] = g
+	if _, ok := e.byEnd[g.end]; !ok {
+		heap.Push(&e.ends, g.end)
+	}
+	e.byEnd[g.end] = append(e.byEnd[g.end], key)
+}
+
+// endHeap is a min-heap of the distinct ends of open fixed windows.
+type endHeap []int64
+
+func (h endHeap) Len() int           { return len(h) }
+func (h endHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h endHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *endHeap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *endHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if (a%b != 0) && ((a < 0) != (b < 0)) {
@@ -359,7 +385,7 @@ func (e *Engine) assign(ts int64) bool {
 		g, ok := e.fixed[string(e.keyBuf)]
 		if !ok {
 			g = e.newGroup(start, end, string(e.keyBuf[:n]))
-			e.fixed[string(e.keyBuf)] = g
+			e.addFixed(string(e.keyBuf), g)
 		}
 		e.keyBuf = e.keyBuf[:n]
 		e.fold(g)
@@ -442,14 +468,17 @@ func (e *Engine) setWatermark(wm int64) {
 // order of end, start and group key.
 func (e *Engine) closeUpTo(wm int64) {
 	var done []*group
-	next := int64(math.MaxInt64)
-	for k, g := range e.fixed {
-		if g.end <= wm {
-			done = append(done, g)
+	for len(e.ends) > 0 && e.ends[0] <= wm {
+		end := heap.Pop(&e.ends).(int64)
+		for _, k := range e.byEnd[end] {
+			done = append(done, e.fixed[k])
 			delete(e.fixed, k)
-		} else {
-			next = min(next, g.end)
 		}
+		delete(e.byEnd, end)
+	}
+	next := int64(math.MaxInt64)
+	if len(e.ends) > 0 {
+		next = e.ends[0]
 	}
 	for k, list := range e.sessions {
 		keep := list[:0]
@@ -610,6 +639,7 @@ func (e *Engine) Restore(st *EngineState) error {
 		e.shards[id] = &c
 	}
 	e.fixed, e.sessions, e.nGroups, e.minEnd = map[string]*group{}, map[string][]*group{}, 0, math.MaxInt64
+	e.byEnd, e.ends = map[int64][]string{}, nil
 	for i, gs := range st.Groups {
 		if len(gs.Keys) != len(e.plan.keys) || len(gs.Aggs) != len(e.plan.aggs) {
 			return fmt.Errorf("restore: window %d does not match the query (%d keys, %d aggregates)", i, len(gs.Keys), len(gs.Aggs))
@@ -629,7 +659,7 @@ func (e *Engine) Restore(st *EngineState) error {
 		if e.plan.Window.Kind == Session {
 			e.sessions[g.keyEnc] = append(e.sessions[g.keyEnc], g)
 		} else {
-			e.fixed[string(putInt64(kb, g.start))] = g
+			e.addFixed(string(putInt64(kb, g.start)), g)
 		}
 		e.nGroups++
 		e.minEnd = min(e.minEnd, g.end)
