@@ -5,6 +5,7 @@
 package status
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 )
@@ -47,6 +48,7 @@ func (b *Board) Names() []string {
 }
 
 // Snapshot calls every published function and returns the results by name.
+// A function that panics is reported as {"error": ...} under its name.
 func (b *Board) Snapshot() map[string]any {
 	b.mu.RLock()
 	fns := make(map[string]func() any, len(b.m))
@@ -56,7 +58,18 @@ func (b *Board) Snapshot() map[string]any {
 	b.mu.RUnlock()
 	out := make(map[string]any, len(fns))
 	for n, fn := range fns {
-		out[n] = fn()
+		out[n] = call(fn)
 	}
 	return out
+}
+
+// call runs one reporter; a reporter that panics yields an error entry
+// instead of taking the whole snapshot down.
+func call(fn func() any) (v any) {
+	defer func() {
+		if r := recover(); r != nil {
+			v = map[string]any{"error": fmt.Sprintf("status reporter panicked: %v", r)}
+		}
+	}()
+	return fn()
 }

@@ -19,6 +19,11 @@ func TestBoard(t *testing.T) {
 	if s := b.Snapshot(); s["b"] != 2 {
 		t.Fatal("snapshot is not live")
 	}
+	b.Set("bad", func() any { panic("boom") })
+	if m, ok := b.Snapshot()["bad"].(map[string]any); !ok || m["error"] == nil {
+		t.Fatal("a panicking reporter was not isolated")
+	}
+	b.Remove("bad")
 	b.Remove("b")
 	if _, ok := b.Snapshot()["b"]; ok {
 		t.Fatal("removed name still published")
