@@ -184,6 +184,10 @@ type DeliveryStream struct {
 	store Store
 	log   *slog.Logger
 	kind  string
+	// lean: the destination takes one object per batch and there is no
+	// transform, so the buffer keeps only the joined data (a record's
+	// sequence number and key would cost more memory than its data).
+	lean bool
 
 	mu        sync.Mutex
 	shards    map[string]*shardState
@@ -204,8 +208,14 @@ type DeliveryStream struct {
 // shardState is owned by the goroutine Consume runs for the shard; the
 // fields under "status" are also read by Status under DeliveryStream.mu.
 type shardState struct {
-	id      string
+	id string
+	// The buffer: whole records (recs), or, in lean mode, only the data
+	// joined with the delimiter (raw) plus what identifies the batch.
 	recs    []stream.Record
+	raw     []byte
+	n       int
+	first   string
+	firstAt time.Time
 	size    int64
 	started time.Time
 	last    string // the last sequence number buffered
@@ -270,6 +280,9 @@ func New(store Store, cfg Config) (*DeliveryStream, error) {
 	}
 	d := &DeliveryStream{cfg: cfg, store: store, kind: cfg.Sink.Kind(), shards: map[string]*shardState{},
 		log: cfg.Logger.With("delivery_stream", cfg.Name, "stream", cfg.Stream, "destination", cfg.Sink.Kind())}
+	if bs, ok := cfg.Sink.(sink.BodySink); ok && bs.WantsBody() && cfg.Transform == nil {
+		d.lean = true
+	}
 	d.online.Store(true)
 	d.backlog = -1
 	return d, nil
@@ -391,7 +404,7 @@ func (d *DeliveryStream) add(ctx context.Context, st *shardState, b stream.Shard
 	for _, r := range b.Records {
 		inBytes += int64(len(r.Data))
 		if in := st.intent; in != nil {
-			if len(st.recs) == 0 && r.SequenceNumber != in.First {
+			if st.n == 0 && r.SequenceNumber != in.First {
 				st.intent = nil // the intent was delivered and checkpointed, or is gone
 			} else if seqCmp(r.SequenceNumber, in.Last) > 0 {
 				st.intent = nil // its last record is gone: nothing to match
@@ -409,7 +422,7 @@ func (d *DeliveryStream) add(ctx context.Context, st *shardState, b stream.Shard
 		d.cfg.Metrics.IncomingRecords.WithLabelValues(d.cfg.Name).Add(float64(len(b.Records)))
 		d.cfg.Metrics.IncomingBytes.WithLabelValues(d.cfg.Name).Add(float64(inBytes))
 	}
-	if len(st.recs) == 0 || (st.intent != nil && !b.Ended) {
+	if st.n == 0 || (st.intent != nil && !b.Ended) {
 		return nil
 	}
 	if b.Ended || st.size >= d.cfg.BufferSize || d.cfg.Now().Sub(st.started) >= d.cfg.BufferInterval {
@@ -419,20 +432,32 @@ func (d *DeliveryStream) add(ctx context.Context, st *shardState, b stream.Shard
 }
 
 func (d *DeliveryStream) buffer(st *shardState, r stream.Record) {
-	d.mu.Lock()
-	if len(st.recs) == 0 {
+	if st.n == 0 {
 		st.started = d.cfg.Now()
+		st.first, st.firstAt = r.SequenceNumber, r.ArrivalTime
 	}
-	st.recs = append(st.recs, r)
-	d.mu.Unlock()
+	st.n++
+	if d.lean {
+		st.raw = append(st.raw, r.Data...)
+		st.raw = append(st.raw, d.cfg.Delimiter...)
+	} else {
+		st.recs = append(st.recs, r)
+	}
 	st.size += int64(len(r.Data))
 	st.last = r.SequenceNumber
 }
 
+// pendingBatch is a shard's buffer handed to delivery.
+type pendingBatch struct {
+	recs        []stream.Record // full mode
+	raw         []byte          // lean mode
+	n           int
+	first, last string
+	firstAt     time.Time
+}
+
 func (d *DeliveryStream) resetShard(st *shardState) {
-	d.mu.Lock()
-	st.recs = nil
-	d.mu.Unlock()
+	st.recs, st.raw, st.n = nil, nil, 0
 	st.size = 0
 	st.last = ""
 	st.loaded = false
@@ -446,43 +471,45 @@ func (d *DeliveryStream) flush(ctx context.Context, st *shardState) error {
 	if err := waitInflight(st); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	recs := st.recs
-	st.recs = nil
-	d.mu.Unlock()
-	st.size = 0
+	pb := pendingBatch{recs: st.recs, raw: st.raw, n: st.n, first: st.first, last: st.last, firstAt: st.firstAt}
+	st.recs, st.raw, st.n, st.size = nil, nil, 0, 0
 	lk := &leaseKeeper{shard: st.id, lease: st.lease}
 	ch := make(chan error, 1)
 	st.inflight = ch
 	d.inflight.Add(1)
 	go func() {
 		defer d.inflight.Done()
-		ch <- d.deliverBatch(ctx, lk, recs)
+		ch <- d.deliverBatch(ctx, lk, pb)
 	}()
 	return nil
 }
 
 // deliverBatch saves the batch's intent, transforms, delivers, sends
 // failures to the error output and checkpoints.
-func (d *DeliveryStream) deliverBatch(ctx context.Context, lk *leaseKeeper, recs []stream.Record) error {
-	first, last := recs[0].SequenceNumber, recs[len(recs)-1].SequenceNumber
+func (d *DeliveryStream) deliverBatch(ctx context.Context, lk *leaseKeeper, pb pendingBatch) error {
+	first, last := pb.first, pb.last
 	if err := d.saveIntent(lk.shard, intent{First: first, Last: last}); err != nil {
 		return err
 	}
 	id := sink.BatchID(d.cfg.Name, lk.shard, first, last)
-	out, failed, err := d.transform(ctx, recs)
-	if err != nil {
-		return err
+	var out []sink.Record
+	var failed []sink.FailedRecord
+	if !d.lean {
+		var err error
+		out, failed, err = d.transform(ctx, pb.recs)
+		if err != nil {
+			return err
+		}
 	}
-	if len(out) > 0 {
-		more, err := d.deliver(ctx, lk, id, first, last, recs[0].ArrivalTime, out)
+	if d.lean || len(out) > 0 {
+		more, err := d.deliver(ctx, lk, id, pb, out)
 		if err != nil {
 			return err
 		}
 		failed = append(failed, more...)
 	}
 	if len(failed) > 0 {
-		if err := d.errorOutput(ctx, lk.shard, id, recs[0].ArrivalTime, failed); err != nil {
+		if err := d.errorOutput(ctx, lk.shard, id, pb.firstAt, failed); err != nil {
 			return err
 		}
 	}
@@ -546,18 +573,44 @@ func (d *DeliveryStream) transform(ctx context.Context, recs []stream.Record) ([
 // deliver sends one batch until the destination acknowledges it, a
 // permanent error, or the retry duration ends. It returns the records that
 // go to the error output; its error is only ctx's.
-func (d *DeliveryStream) deliver(ctx context.Context, lk *leaseKeeper, id, first, last string, t time.Time, recs []sink.Record) ([]sink.FailedRecord, error) {
+func (d *DeliveryStream) deliver(ctx context.Context, lk *leaseKeeper, id string, pb pendingBatch, recs []sink.Record) ([]sink.FailedRecord, error) {
 	shardID := lk.shard
 	b := &sink.Batch{ID: id, DeliveryStream: d.cfg.Name, Version: d.cfg.Version, Stream: d.cfg.Stream,
-		ShardID: shardID, FirstSeq: first, LastSeq: last, Time: t, Records: recs}
+		ShardID: shardID, FirstSeq: pb.first, LastSeq: pb.last, Time: pb.firstAt, Records: recs}
+	count := len(recs)
 	if bs, ok := d.cfg.Sink.(sink.BodySink); ok && bs.WantsBody() {
-		body, err := sink.Encode(recs, d.cfg.Delimiter, d.cfg.Compression, d.cfg.Name+"-"+sink.UUID(id))
+		var body []byte
+		var err error
+		name := d.cfg.Name + "-" + sink.UUID(id)
+		if d.lean {
+			body, err = sink.Encode([]sink.Record{{Data: pb.raw}}, nil, d.cfg.Compression, name)
+			count = pb.n
+		} else {
+			body, err = sink.Encode(recs, d.cfg.Delimiter, d.cfg.Compression, name)
+		}
 		if err != nil {
 			return nil, err
 		}
 		b.Body, b.Ext, b.ContentEncoding = body, sink.Ext(d.cfg.Compression), d.cfg.Compression
 	}
-	deadline := d.retryDeadline(t)
+	// failAll sends the whole batch to the error output; in lean mode its
+	// records are read back from the stream (they are still there: the
+	// checkpoint has not moved past them).
+	failAll := func(code, msg string) ([]sink.FailedRecord, error) {
+		all := recs
+		if d.lean {
+			var err error
+			if all, err = d.reread(ctx, shardID, pb.first, pb.last); err != nil {
+				return nil, err
+			}
+		}
+		out := make([]sink.FailedRecord, len(all))
+		for i, r := range all {
+			out[i] = sink.FailedRecord{Record: r, Code: code, Message: msg, Attempts: b.Attempts}
+		}
+		return out, nil
+	}
+	deadline := d.retryDeadline(pb.firstAt)
 	step := d.cfg.RetryInitial
 	m := d.cfg.Metrics
 	for {
@@ -567,7 +620,7 @@ func (d *DeliveryStream) deliver(ctx context.Context, lk *leaseKeeper, id, first
 		switch {
 		case err == nil || errors.As(err, &rerr):
 			var failed []sink.FailedRecord
-			n := len(recs)
+			n := count
 			if rerr != nil {
 				for i, e := range rerr.Failed {
 					if i >= 0 && i < len(recs) {
@@ -584,14 +637,14 @@ func (d *DeliveryStream) deliver(ctx context.Context, lk *leaseKeeper, id, first
 		m.DeliveryFailures.WithLabelValues(d.cfg.Name, d.kind).Inc()
 		d.noteError(err)
 		if errors.Is(err, sink.ErrPermanent) {
-			d.log.Error("batch failed permanently; records go to the error output", "shard", shardID, "batch", id, "records", len(recs), "err", err)
-			return failAll(recs, "Permanent", err.Error(), b.Attempts), nil
+			d.log.Error("batch failed permanently; records go to the error output", "shard", shardID, "batch", id, "records", count, "err", err)
+			return failAll("Permanent", err.Error())
 		}
 		d.online.Store(false)
 		d.cfg.Metrics.Online.WithLabelValues(d.cfg.Name, d.kind).Set(0)
 		if !d.cfg.Now().Before(deadline) {
 			d.log.Error("batch retried until its retry duration ended; records go to the error output", "shard", shardID, "batch", id, "attempts", b.Attempts, "err", err)
-			return failAll(recs, "RetryExpired", fmt.Sprintf("after %d attempts: %v", b.Attempts, err), b.Attempts), nil
+			return failAll("RetryExpired", fmt.Sprintf("after %d attempts: %v", b.Attempts, err))
 		}
 		wait := step/2 + rand.N(step/2+1)
 		d.log.Warn("delivery failed; retrying", "shard", shardID, "batch", id, "attempt", b.Attempts, "in", wait, "err", err)
@@ -635,12 +688,33 @@ func (d *DeliveryStream) renew(lk *leaseKeeper) {
 	lk.lease = l
 }
 
-func failAll(recs []sink.Record, code, msg string, attempts int) []sink.FailedRecord {
-	out := make([]sink.FailedRecord, len(recs))
-	for i, r := range recs {
-		out[i] = sink.FailedRecord{Record: r, Code: code, Message: msg, Attempts: attempts}
+// reread reads a shard's records from first to last (inclusive) back from
+// the stream.
+func (d *DeliveryStream) reread(ctx context.Context, shardID, first, last string) ([]sink.Record, error) {
+	var out []sink.Record
+	after, _ := d.store.GetCheckpoint(d.cfg.Name, d.cfg.Stream, shardID)
+	for {
+		res, err := d.store.Read(ctx, stream.ReadRequest{Stream: d.cfg.Stream, ShardID: shardID, After: after, Limit: 10000})
+		if err != nil {
+			return nil, fmt.Errorf("reading the failed batch back: %w", err)
+		}
+		for _, r := range res.Records {
+			if seqCmp(r.SequenceNumber, first) < 0 {
+				continue
+			}
+			if seqCmp(r.SequenceNumber, last) > 0 {
+				return out, nil
+			}
+			out = append(out, sink.Record{PartitionKey: r.PartitionKey, SequenceNumber: r.SequenceNumber, ArrivalTime: r.ArrivalTime, Data: r.Data})
+			if r.SequenceNumber == last {
+				return out, nil
+			}
+		}
+		if len(res.Records) == 0 {
+			return out, nil // the rest left the stream's retention
+		}
+		after = res.Records[len(res.Records)-1].SequenceNumber
 	}
-	return out
 }
 
 func (d *DeliveryStream) succeeded(b *sink.Batch, n int) {

@@ -23,7 +23,7 @@ const s0, s1 = "shardId-000000000000", "shardId-000000000001"
 func TestBuffersBySizeAndInterval(t *testing.T) {
 	st := newFakeStore(s0, s1)
 	want := map[string][]string{s0: st.add(s0, 50, time.Now()), s1: st.add(s1, 7, time.Now())}
-	ms := &memSink{}
+	ms := &memSink{body: true}
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
 	if err != nil {
@@ -312,5 +312,31 @@ func TestRetryDurationEnds(t *testing.T) {
 	}
 	if s := d.Status(); s.ErrorRecords != 3 || s.DeliveredRecords != 0 {
 		t.Fatalf("status %+v", s)
+	}
+}
+
+// In lean mode (an object destination, no transform) a batch that fails
+// permanently is read back from the stream for the error output.
+func TestLeanPermanentFailureReadsBack(t *testing.T) {
+	st := newFakeStore(s0)
+	recs := st.add(s0, 4, time.Now())
+	ms := &memSink{body: true, fail: func(b *sink.Batch) error { return sink.Permanent(errors.New("EntityTooLarge")) }}
+	es := memErrSink{ms}
+	run(t, st, Config{Name: "ds", Stream: "plates", Sink: es, BufferInterval: -1, Delimiter: []byte("\n"), ReadLimit: 2})
+	itest.WaitFor(t, 5*time.Second, func() error {
+		if c, _ := st.GetCheckpoint("ds", "plates", s0); c != "1004" {
+			return fmt.Errorf("checkpoint %q", c)
+		}
+		return nil
+	})
+	var got []string
+	for _, eb := range ms.errorBatches() {
+		for _, r := range eb.Records {
+			got = append(got, string(r.Data)+"/"+r.SequenceNumber+"/"+r.PartitionKey)
+		}
+	}
+	want := []string{recs[0] + "/1001/pk-" + s0, recs[1] + "/1002/pk-" + s0, recs[2] + "/1003/pk-" + s0, recs[3] + "/1004/pk-" + s0}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("error output %v, want %v", got, want)
 	}
 }

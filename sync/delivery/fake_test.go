@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -171,10 +172,11 @@ type memSink struct {
 	attempts map[string]int
 	errs     []sink.ErrorBatch
 	fail     func(b *sink.Batch) error
+	body     bool // take one encoded object per batch (lean buffering)
 }
 
 func (m *memSink) Kind() string    { return "local" }
-func (m *memSink) WantsBody() bool { return true }
+func (m *memSink) WantsBody() bool { return m.body }
 
 func (m *memSink) Deliver(ctx context.Context, b *sink.Batch) error {
 	m.mu.Lock()
@@ -192,8 +194,21 @@ func (m *memSink) Deliver(ctx context.Context, b *sink.Batch) error {
 	if err != nil && !errors.As(err, &re) {
 		return err
 	}
+	cp := *b
+	if b.Body != nil && b.Records == nil {
+		// Lean batches carry only the object: split it back into records.
+		plain, derr := sink.Decode(b.Body, b.ContentEncoding)
+		if derr != nil {
+			return derr
+		}
+		for _, line := range strings.SplitAfter(string(plain), "\n") {
+			if line != "" {
+				cp.Records = append(cp.Records, sink.Record{Data: []byte(strings.TrimSuffix(line, "\n"))})
+			}
+		}
+	}
 	m.mu.Lock()
-	m.batches = append(m.batches, *b)
+	m.batches = append(m.batches, cp)
 	m.mu.Unlock()
 	return err
 }

@@ -67,10 +67,15 @@ func (o *orderSink) Deliver(ctx context.Context, b *sink.Batch) error {
 	if err := o.BodySink.Deliver(ctx, b); err != nil {
 		return err
 	}
+	plain, err := sink.Decode(b.Body, b.ContentEncoding)
+	if err != nil {
+		return err
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for _, r := range b.Records {
-		o.lines = append(o.lines, string(r.Data))
+	sc := bufio.NewScanner(bytes.NewReader(plain))
+	for sc.Scan() {
+		o.lines = append(o.lines, sc.Text())
 	}
 	return nil
 }
