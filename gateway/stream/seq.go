@@ -25,36 +25,12 @@ const mask36 = 1<<36 - 1
 
 // words is the 188-bit value in three little-endian 64-bit words.
 func (s seqNum) words() [3]uint64 {
-	var w [3]uint64
-	set := func(pos uint, width uint, v uint64) {
-		for width > 0 {
-			i := pos / 64
-			off := pos % 64
-			n := 64 - off
-			if n > width {
-				n = width
-			}
-			m := uint64(1)<<n - 1
-			if n == 64 {
-				m = ^uint64(0)
-			}
-			w[i] |= (v & m) << off
-			v >>= n % 64
-			if n == 64 {
-				v = 0
-			}
-			pos += n
-			width -= n
-		}
+	put, created := s.put&mask36, s.created&mask36
+	return [3]uint64{
+		2 | uint64(s.shard)<<4 | (put&(1<<28-1))<<36,
+		put>>28 | (s.counter&(1<<48-1))<<16,
+		s.counter>>48 | uint64(s.shard&0xf)<<16 | created<<20 | 2<<56,
 	}
-	set(0, 4, 2)
-	set(4, 32, uint64(s.shard))
-	set(36, 36, s.put&mask36)
-	set(80, 64, s.counter)
-	set(144, 4, uint64(s.shard&0xf))
-	set(148, 36, s.created&mask36)
-	set(184, 4, 2)
-	return w
 }
 
 func getBits(w [3]uint64, pos, width uint) uint64 {
@@ -78,26 +54,40 @@ func getBits(w [3]uint64, pos, width uint) uint64 {
 	return v
 }
 
-// String prints the decimal form.
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// String prints the decimal form (one allocation).
 func (s seqNum) String() string {
 	w := s.words()
-	var buf [64]byte
+	var buf [60]byte
 	i := len(buf)
 	const chunk = 10_000_000_000_000_000_000 // 1e19
 	for w[0] != 0 || w[1] != 0 || w[2] != 0 {
-		// divide the 192-bit number by 1e19
+		// Divide the 192-bit number by 1e19; r is the next 19 digits.
 		var r uint64
 		w[2], r = bits.Div64(0, w[2], chunk)
 		w[1], r = bits.Div64(r, w[1], chunk)
 		w[0], r = bits.Div64(r, w[0], chunk)
-		for d := 0; d < 19; d++ {
-			i--
-			buf[i] = byte('0' + r%10)
-			r /= 10
-			if w[0] == 0 && w[1] == 0 && w[2] == 0 && r == 0 {
+		last := w[0] == 0 && w[1] == 0 && w[2] == 0
+		for d := 0; d < 18; d += 2 {
+			if last && r == 0 {
 				break
 			}
+			q := r / 100
+			p := (r - q*100) * 2
+			i -= 2
+			buf[i], buf[i+1] = digitPairs[p], digitPairs[p+1]
+			r = q
 		}
+		if !last || r != 0 {
+			i--
+			buf[i] = byte('0' + r)
+		}
+	}
+	for i < len(buf)-1 && buf[i] == '0' {
+		i++
 	}
 	return string(buf[i:])
 }
