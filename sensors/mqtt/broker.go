@@ -3,6 +3,7 @@ package mqtt
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net"
@@ -45,7 +46,7 @@ func listen(addr string, fallback bool, log *slog.Logger) (net.Listener, error) 
 // max_payload are dead-lettered (cut to MaxDeadLetterData).
 const MaxEmbeddedPacket = 4 << 20
 
-func startBroker(addr string, fallback bool, w *writer, log *slog.Logger) (*broker, error) {
+func startBroker(addr string, fallback bool, users []User, w *writer, log *slog.Logger) (*broker, error) {
 	ln, err := listen(addr, fallback, log)
 	if err != nil {
 		return nil, err
@@ -53,7 +54,7 @@ func startBroker(addr string, fallback bool, w *writer, log *slog.Logger) (*brok
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = MaxEmbeddedPacket
 	srv := mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mqtt-broker")})
-	if err := srv.AddHook(&ingestHook{w: w}, nil); err != nil {
+	if err := srv.AddHook(&ingestHook{w: w, users: users}, nil); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("mqtt: broker hook: %w", err)
 	}
@@ -75,7 +76,8 @@ func (b *broker) close() error { return b.srv.Close() }
 // route matches pass through the broker untouched.
 type ingestHook struct {
 	mochi.HookBase
-	w *writer
+	w     *writer
+	users []User // empty: anyone may connect
 }
 
 func (h *ingestHook) ID() string { return "kaiten-ingest" }
@@ -84,7 +86,22 @@ func (h *ingestHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish}, []byte{b})
 }
 
-func (h *ingestHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool { return true }
+// OnConnectAuthenticate accepts everyone when no users are configured,
+// else only a matching username and password (compared in constant time).
+func (h *ingestHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	if len(h.users) == 0 {
+		return true
+	}
+	ok := false
+	for _, u := range h.users {
+		un := subtle.ConstantTimeCompare(pk.Connect.Username, []byte(u.Username))
+		pw := subtle.ConstantTimeCompare(pk.Connect.Password, []byte(u.Password))
+		if un&pw == 1 {
+			ok = true
+		}
+	}
+	return ok
+}
 
 func (h *ingestHook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool { return true }
 

@@ -106,6 +106,16 @@ type EmbeddedConfig struct {
 	// port and logs it. An address set in the config or by --mqtt-addr is
 	// used as given (start fails if it is taken).
 	Addr string `yaml:"addr"`
+	// Users, if set, are the only clients allowed to connect (username and
+	// password); default none, which lets any client connect. Set them
+	// whenever addr is not loopback.
+	Users []User `yaml:"users"`
+}
+
+// User is one entry of mqtt.embedded.users.
+type User struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 }
 
 // TLSConfig is mqtt.tls.
@@ -169,6 +179,14 @@ func (c *Config) Normalize(storeID string) error {
 	}
 	if c.Embedded.Addr == "" {
 		c.Embedded.Addr = DefaultEmbeddedAddr
+	}
+	for i, u := range c.Embedded.Users {
+		if u.Username == "" {
+			bad(fmt.Sprintf("embedded.users[%d].username", i), "must not be empty")
+		}
+		if u.Password == "" {
+			bad(fmt.Sprintf("embedded.users[%d].password", i), "must not be empty")
+		}
 	}
 	if c.ClientID == "" {
 		c.ClientID = "kaiten-ingest-" + storeID

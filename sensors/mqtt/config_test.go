@@ -42,6 +42,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{Config{TLS: TLSConfig{CertFile: "x"}}, "mqtt.tls: cert_file and key_file go together"},
 		{Config{TLS: TLSConfig{CAFile: "/nonexistent/ca.pem"}}, "mqtt.tls.ca_file"},
 		{Config{PasswordFile: "/nonexistent/pw"}, "mqtt.password_file"},
+		{Config{Embedded: EmbeddedConfig{Users: []User{{Username: "a"}}}}, "mqtt.embedded.users[0].password: must not be empty"},
 	}
 	for _, c := range cases {
 		err := c.c.Normalize("s")

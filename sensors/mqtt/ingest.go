@@ -82,7 +82,7 @@ func Start(cfg Config, storeID string, o Options) (*Ingest, error) {
 	in.w = newWriter(o.Store, rt, cfg.Queue, int64(cfg.QueueBytes), cfg.Batch, log, m)
 	go in.w.run(ctx)
 	if cfg.Broker == "" {
-		in.broker, err = startBroker(cfg.Embedded.Addr, o.Fallback, in.w, log)
+		in.broker, err = startBroker(cfg.Embedded.Addr, o.Fallback, cfg.Embedded.Users, in.w, log)
 		if err != nil {
 			in.w.stop()
 			cancel()
@@ -120,6 +120,17 @@ func (in *Ingest) BrokerURL() string {
 		return "tcp://" + in.broker.addr
 	}
 	return in.cfg.Broker
+}
+
+// Credentials returns a username and password that a local publisher
+// (the simulator) can use on the embedded broker: the first configured
+// user, or empty strings when the broker accepts anyone.
+func (in *Ingest) Credentials() (username, password string) {
+	if in.broker == nil || len(in.cfg.Embedded.Users) == 0 {
+		return "", ""
+	}
+	u := in.cfg.Embedded.Users[0]
+	return u.Username, u.Password
 }
 
 // Status is the state shown on the status board as "mqtt".

@@ -40,6 +40,8 @@ var ingest struct {
 	mu        sync.Mutex
 	brokerURL string // where the simulator publishes: set by the mqtt component
 	embedded  bool
+	user      string // credentials for the embedded broker, if it has users
+	password  string
 }
 
 func init() {
@@ -77,6 +79,7 @@ func init() {
 			}
 			ingest.mu.Lock()
 			ingest.brokerURL, ingest.embedded = in.BrokerURL(), in.Addr() != ""
+			ingest.user, ingest.password = in.Credentials()
 			ingest.mu.Unlock()
 			if in.Addr() != "" {
 				fmt.Fprintf(os.Stdout, "  MQTT broker: tcp://%s (embedded)\n", in.Addr())
@@ -129,6 +132,9 @@ func init() {
 			}
 			ingest.mu.Lock()
 			broker, embedded := ingest.brokerURL, ingest.embedded
+			if cfg.Broker == "" && cfg.Username == "" {
+				cfg.Username, cfg.Password = ingest.user, ingest.password
+			}
 			ingest.mu.Unlock()
 			on := embedded
 			if cfg.Enabled != nil {
