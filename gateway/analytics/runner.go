@@ -51,7 +51,7 @@ const maxAhead = time.Hour
 // checkpointInterval is how often the store's checkpoints move.
 const (
 	batchLimit         = 5000
-	maxPending         = 2000
+	maxPending         = 5000
 	checkpointInterval = 30 * time.Second
 )
 
@@ -351,7 +351,7 @@ func (r *Runner) apply(ctx context.Context, b stream.ShardBatch) error {
 	// Results go out at once while the query keeps up with its source (a
 	// batch shorter than the limit: the shard is read to its tip); while it
 	// works through a backlog (full batches) they are gathered for up to
-	// SaveInterval (or 500 of them), so one save and one put cover many
+	// SaveInterval (or maxPending of them), so one save covers many
 	// windows.
 	live := len(r.pending) > 0 && len(b.Records) < batchLimit
 	if live || len(r.pending) >= maxPending || b.Ended || (r.dirty && now.Sub(r.lastSave) >= r.opts.SaveInterval) {
