@@ -114,12 +114,12 @@ func TestKillRestartExactlyOnce(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if s.Out < 3 {
+			if s.Out < 8 {
 				return fmt.Errorf("%d results so far", s.Out)
 			}
 			return nil
 		})
-		for n := rng.IntN(20); n > 0; n-- {
+		for n := rng.IntN(40); n > 0; n-- {
 			batch(d.HTTPAddr)
 		}
 		if round == rounds-1 {
