@@ -336,6 +336,16 @@ func (r *Runner) apply(ctx context.Context, b stream.ShardBatch) error {
 	r.eng.SetNow(now)
 	r.eng.Process(b.ShardID, b.Records)
 	if b.Ended {
+		// The children continue this shard: they hold the watermark from
+		// now on, so that the records they took over are not late while
+		// the consumer has not reached them yet.
+		if d, err := r.opts.Store.DescribeStream(r.plan.Source); err == nil {
+			for _, sh := range d.Shards {
+				if sh.ParentShardID == b.ShardID || sh.AdjacentParentShardID == b.ShardID {
+					r.eng.Track(sh.ShardID)
+				}
+			}
+		}
 		r.eng.EndShard(b.ShardID)
 	} else if len(b.Records) == 0 {
 		r.eng.Idle(b.ShardID, now)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -479,6 +480,71 @@ func TestCorruptStateStopsOnlyThatQuery(t *testing.T) {
 	s := m.Status()
 	if len(s) != 2 || s[0].State == "error" || s[1].State != "error" || !strings.Contains(s[1].Error, "broken.state") {
 		t.Fatalf("status: %+v", s)
+	}
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stopCancel()
+	if err := m.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReshardedSource runs a query over a stream that is split while
+// records flow: parents are finished before children, nothing is late and
+// the results match a hand-written aggregation.
+func TestReshardedSource(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, filepath.Join(dir, "store"), map[string]int{"events": 2, "results": 1, "deadletter": 1})
+	var input []map[string]any
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			lane := fmt.Sprint(i%5 + 1)
+			rec := map[string]any{"lane": lane, "v": float64(i % 9), "ts": t0.Add(time.Duration(i) * 500 * time.Millisecond).Format(time.RFC3339Nano)}
+			raw, _ := json.Marshal(rec)
+			put(t, st, "events", "lane-"+lane, string(raw))
+			input = append(input, rec)
+		}
+	}
+	write(0, 200)
+	q := QueryConfig{Name: "split", Output: "results", EventTime: "ts", AllowedLateness: config.Duration{Duration: time.Second},
+		SQL: "SELECT lane, COUNT(*) AS n, SUM(v) AS s FROM events GROUP BY lane, TUMBLING(INTERVAL '10' SECOND)"}
+	m := NewManager(RunnerOptions{Store: st, StateDir: filepath.Join(dir, "a"), Idle: 50 * time.Millisecond,
+		Now: func() time.Time { return t0.Add(time.Hour) }, Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := m.Start(ctx, []QueryConfig{q}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if s := m.Status()[0]; s.In != 200 {
+			return fmt.Errorf("%d records read", s.In)
+		}
+		return nil
+	})
+	// Split the first shard while the query runs, then write on: the other
+	// shard races ahead while the children wait for their parent's end.
+	d, err := st.DescribeStream("events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := d.Shards[0]
+	mid := new(big.Int)
+	mid.SetString(sh.HashKeyRange.StartingHashKey, 10)
+	end := new(big.Int)
+	end.SetString(sh.HashKeyRange.EndingHashKey, 10)
+	mid.Add(mid, end).Rsh(mid, 1)
+	if err := st.SplitShard(ctx, "events", sh.ShardID, mid.String()); err != nil {
+		t.Fatal(err)
+	}
+	write(200, 600)
+	want := expectLaneWindows("split", 10*time.Second, input)
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if got := datas(readAll(t, st, "results")); !slices.Equal(got, want) {
+			return fmt.Errorf("%d results, want %d", len(got), len(want))
+		}
+		return nil
+	})
+	if s := m.Status()[0]; s.Late != 0 || len(readAll(t, st, "deadletter")) != 0 {
+		t.Errorf("late records: %d", s.Late)
 	}
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stopCancel()
