@@ -71,6 +71,8 @@ func (s *Server) start() {
 	s.t.Helper()
 	cmd := exec.Command(s.bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--port", s.Addr, "--quiet",
 		"posix", "--nometa", s.Dir)
+	// If the test binary dies (a timeout, a closed pipe), the server goes too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	s.mu.Lock()
 	cmd.Stdout, cmd.Stderr = &lockedWriter{s}, &lockedWriter{s}
 	s.mu.Unlock()
