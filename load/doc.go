@@ -1,8 +1,8 @@
 // Package load holds the gateway's sustained-load soak (make test-long):
-// TestLoadSoak runs a real kaiten daemon with the conveyor simulator at ten
-// times its default rate, a Kinesis producer on top (2,000 records/s in
-// all, the DESIGN.md memory target's rate) and 20 dashboard websocket
-// clients, samples the daemon's resident memory every second, and checks
+// TestLoadSoak runs a real kaiten daemon with the conveyor simulator ten
+// times faster than real time (sim.speed 10), a Kinesis producer on top
+// (about 2,000 records/s in all, the DESIGN.md memory target's rate) and 20
+// dashboard websocket clients, samples the daemon's resident memory every second, and checks
 // that it stays under 128 MiB and does not keep growing in the second half.
 //
 // KAITEN_LOAD_DURATION (a Go duration, default 2m) sets how long it runs;
