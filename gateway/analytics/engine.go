@@ -221,6 +221,16 @@ func (e *Engine) EndShard(shardID string) {
 	e.advance()
 }
 
+// Prune forgets ended shards that are not in keep (the stream's current
+// shards): their records have expired, so no replay can bring them back.
+func (e *Engine) Prune(keep map[string]bool) {
+	for id, s := range e.shards {
+		if s.Ended && !keep[id] {
+			delete(e.shards, id)
+		}
+	}
+}
+
 // Active lists the shards that are neither ended nor known only by name
 // from a previous run: the ones to Track again after a restart.
 func (e *Engine) Active() []string {

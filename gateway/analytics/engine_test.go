@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -534,4 +535,23 @@ func FuzzRecords(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestPruneForgetsOnlyEndedShardsGone(t *testing.T) {
+	p, err := Parse("SELECT COUNT(*) AS n FROM s GROUP BY TUMBLING(INTERVAL '1' MINUTE)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(p, EngineOptions{Query: "q"})
+	seq := 0
+	feed(t, e, []in{{"old", 1 * sec, `{}`}, {"live", 2 * sec, `{}`}, {"ended", 3 * sec, `{}`}}, &seq)
+	e.EndShard("old")
+	e.EndShard("ended")
+	e.Prune(map[string]bool{"live": true, "ended": true})
+	if got := e.Active(); !slices.Equal(got, []string{"live"}) {
+		t.Errorf("active %v", got)
+	}
+	if e.Position("old") != "" || e.Position("ended") == "" {
+		t.Errorf("positions: old %q ended %q", e.Position("old"), e.Position("ended"))
+	}
 }

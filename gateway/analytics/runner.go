@@ -259,11 +259,14 @@ func (r *Runner) loop(ctx context.Context) {
 			r.setErr(err)
 		} else {
 			r.mu.Lock()
+			keep := map[string]bool{}
 			for _, sh := range d.Shards {
+				keep[sh.ShardID] = true
 				if sh.Open() {
 					r.eng.Track(sh.ShardID)
 				}
 			}
+			r.eng.Prune(keep)
 			r.mu.Unlock()
 			r.setErr(nil)
 			// A fixed owner: the store is open in one process only (Badger's
