@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"sort"
 	"strconv"
@@ -183,11 +184,18 @@ func resetPeakRSS() {
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
+// heapObjects reads the live heap (bytes in objects) cheaply.
+func heapObjects() float64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return float64(s[0].Value.Uint64()) / (1 << 20)
+}
+
 // runQuery runs the benchmark query as a Runner (consumer group
 // analytics-<name>, durable state, results put into stream out) until it
 // has read all n records and emitted every window. It returns the time and
 // the peak anonymous RSS sampled meanwhile.
-func runQuery(t *testing.T, st *stream.Store, dir, name, out string, n, windows int) (time.Duration, float64) {
+func runQuery(t *testing.T, st *stream.Store, dir, name, out string, n, windows int) (time.Duration, float64, float64) {
 	q := QueryConfig{Name: name, SQL: benchSQL, EventTime: "ts", Output: out, Recent: 5}
 	r, err := NewRunner(context.Background(), q, RunnerOptions{Store: st, StateDir: filepath.Join(dir, "analytics"),
 		Logger: slog.New(slog.DiscardHandler), Idle: 100 * time.Millisecond})
@@ -196,7 +204,7 @@ func runQuery(t *testing.T, st *stream.Store, dir, name, out string, n, windows 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var anon float64
+	var anon, heapPeak float64
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	start := time.Now()
@@ -204,6 +212,7 @@ func runQuery(t *testing.T, st *stream.Store, dir, name, out string, n, windows 
 	deadline := time.Now().Add(time.Duration(n/1000) * 300 * time.Millisecond)
 	for {
 		anon = max(anon, procStatus("RssAnon"))
+		heapPeak = max(heapPeak, heapObjects())
 		s := r.Status()
 		if s.In == int64(n) && s.OpenWindows == 0 && s.Out == int64(windows) {
 			break
@@ -219,7 +228,7 @@ func runQuery(t *testing.T, st *stream.Store, dir, name, out string, n, windows 
 	if err := r.Stop(stopCtx); err != nil {
 		t.Fatal(err)
 	}
-	return took, anon
+	return took, anon, heapPeak
 }
 
 // TestBenchReport (make bench): a grouped one-minute tumbling COUNT/AVG
@@ -250,7 +259,7 @@ func TestBenchReport(t *testing.T) {
 		return old
 	}
 	var hand, eng, full time.Duration
-	var rss, anon float64
+	var rss, anon, heapPeak float64
 	for round := 1; round <= 2; round++ {
 		runtime.GC()
 		start = time.Now()
@@ -270,9 +279,9 @@ func TestBenchReport(t *testing.T) {
 
 		resetPeakRSS()
 		out := fmt.Sprintf("out%d", round)
-		d, a := runQuery(t, st, dir, fmt.Sprintf("bench%d", round), out, n, len(want))
+		d, a, h := runQuery(t, st, dir, fmt.Sprintf("bench%d", round), out, n, len(want))
 		full = best(full, d)
-		rss, anon = max(rss, procStatus("VmHWM")), max(anon, a)
+		rss, anon, heapPeak = max(rss, procStatus("VmHWM")), max(anon, a), max(heapPeak, h)
 		var res []string
 		for _, r := range readAll(t, st, out) {
 			res = append(res, strings.Replace(string(r.Data), fmt.Sprintf(`"query":"bench%d"`, round), `"query":"bench"`, 1))
@@ -290,6 +299,9 @@ func TestBenchReport(t *testing.T) {
 	// touched; RssAnon (sampled every 5 ms) is the process's own memory.
 	fmt.Printf("BENCH analytics_query_peak_rss %.1f MiB\n", rss)
 	fmt.Printf("BENCH analytics_query_peak_rss_anon %.1f MiB\n", anon)
+	// The live Go heap of the whole test process (store included) at its
+	// peak during the query, sampled every 5 ms.
+	fmt.Printf("BENCH analytics_query_peak_heap %.1f MiB\n", heapPeak)
 	fmt.Printf("BENCH analytics_windows %d results\n", len(want))
 	fmt.Printf("RATIO analytics_vs_handwritten %.2f\n", hand.Seconds()/full.Seconds())
 	fmt.Printf("RATIO analytics_operator_vs_handwritten %.2f\n", hand.Seconds()/eng.Seconds())
