@@ -41,6 +41,9 @@ type HTTPConfig struct {
 	// Addr is where the Kinesis API, dashboard and metrics listen.
 	// Default 127.0.0.1:8080.
 	Addr string `yaml:"addr"`
+	// Pprof serves Go's profiler at /debug/pprof/ (for diagnosing memory
+	// or CPU on a board). Default false.
+	Pprof bool `yaml:"pprof"`
 }
 
 // LogConfig is the log section.
