@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // Badger key layout. Every key starts with a one-byte kind.
@@ -110,6 +111,25 @@ func decodeValue(v []byte) (arrivalMs int64, pk string, data []byte, err error) 
 	}
 	pk = string(v[9+n : 9+n+int(l)])
 	return arrivalMs, pk, v[9+n+int(l):], nil
+}
+
+// decodeValueAlias is decodeValue with the key aliasing v too: v must
+// never change afterwards.
+func decodeValueAlias(v []byte) (arrivalMs int64, pk string, data []byte, err error) {
+	if len(v) < 10 || v[0] != valueVersion {
+		return 0, "", nil, fmt.Errorf("stream: corrupt record value (%d bytes)", len(v))
+	}
+	arrivalMs = int64(binary.BigEndian.Uint64(v[1:9]))
+	l, n := binary.Uvarint(v[9:])
+	if n <= 0 || uint64(len(v)-9-n) < l {
+		return 0, "", nil, fmt.Errorf("stream: corrupt record value (%d bytes)", len(v))
+	}
+	k := v[9+n : 9+n+int(l)]
+	if len(k) > 0 {
+		pk = unsafe.String(&k[0], len(k))
+	}
+	d := v[9+n+int(l):]
+	return arrivalMs, pk, d[:len(d):len(d)], nil
 }
 
 // arrivalOf reads only the arrival time of a stored value.

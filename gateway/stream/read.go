@@ -262,21 +262,28 @@ func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, m
 		defer txn.Discard()
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = sh.prefix
-		opts.PrefetchSize = min(limit, 100)
+		// Values are small and mostly inline in the LSM tree: reading them
+		// in the loop beats Badger's prefetch goroutines.
+		opts.PrefetchValues = false
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		bytes := 0
+		// Values are copied into one growing arena; each record's data and
+		// key alias it (data capped so an append by the caller reallocates).
+		arena := make([]byte, 0, min(limit, 256)*128)
+		out.Records = make([]Record, 0, min(limit, 256))
 		for it.Seek(recordKey(st.id, sh.idx, from)); it.Valid() && len(out.Records) < limit; it.Next() {
 			item := it.Item()
 			ctr := counterFromKey(item.Key())
 			if ctr > last {
 				break
 			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
+			start := len(arena)
+			if err := item.Value(func(v []byte) error { arena = append(arena, v...); return nil }); err != nil {
 				return ReadResult{}, from, fmt.Errorf("stream: read %s/%s: %w", st.name, sh.id, err)
 			}
-			arrival, pk, data, err := decodeValue(v)
+			v := arena[start:len(arena):len(arena)]
+			arrival, pk, data, err := decodeValueAlias(v)
 			if err != nil {
 				return ReadResult{}, from, fmt.Errorf("stream: read %s/%s at %d: %w", st.name, sh.id, ctr, err)
 			}
