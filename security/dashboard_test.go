@@ -37,7 +37,8 @@ func get(t *testing.T, u string, hdr http.Header) (int, string) {
 // TestDashboardToken checks that with dashboard.token set every dashboard
 // API and the websocket refuse a missing or wrong token and accept the
 // right one as a bearer header, a query parameter or the cookie the page
-// sets, while the page itself loads (it asks for the token).
+// sets, while the page itself loads (it asks for the token). A websocket
+// from another site's page is refused even with the cookie.
 func TestDashboardToken(t *testing.T) {
 	d := daemon(t, fmt.Sprintf("dashboard:\n  token: %s\n  max_clients: 2\n", dashToken))
 	base := "http://" + d.HTTPAddr
@@ -84,6 +85,21 @@ func TestDashboardToken(t *testing.T) {
 	}
 	if _, resp, err := websocket.DefaultDialer.Dial(ws+"&token=wrong-token-123", nil); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("websocket with a wrong token: want 401, got %v %v", resp, err)
+	}
+	// Another site's page in the same browser sends the dashboard cookie
+	// with its own Origin: the websocket must refuse it.
+	if c, resp, err := websocket.DefaultDialer.Dial(ws, http.Header{"Cookie": {"kaiten_dashboard=" + dashToken},
+		"Origin": {"http://evil.example"}}); err == nil {
+		c.Close()
+		t.Fatal("a cross-site websocket carrying the dashboard cookie was accepted")
+	} else if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-site websocket: want 403, got %v %v", resp, err)
+	}
+	if c, _, err := websocket.DefaultDialer.Dial(ws, http.Header{"Cookie": {"kaiten_dashboard=" + dashToken},
+		"Origin": {"http://" + d.HTTPAddr}}); err != nil {
+		t.Fatalf("same-origin websocket with the cookie: %v", err)
+	} else {
+		c.Close()
 	}
 	c, _, err := websocket.DefaultDialer.Dial(ws+"&token="+url.QueryEscape(dashToken), nil)
 	if err != nil {
