@@ -9,8 +9,8 @@
 //     outside the 5-minute window, a captured request replayed once the
 //     window has passed, an expired presigned URL. Each is refused with the
 //     AWS error code a real SDK understands, and nothing forged is stored.
-//   - The dashboard token on its APIs and websocket; the analytics admin
-//     token on /api/queries.
+//   - The dashboard token on its APIs and websocket (and no cross-site
+//     websocket with the cookie); the analytics admin token on /api/queries.
 //   - MQTT over TLS to a real mosquitto that requires a client
 //     certificate (certificates made by the test with crypto/x509); a
 //     gateway given the wrong CA does not connect and says why.
@@ -18,8 +18,10 @@
 //     Content-Length), record size, partition key, records per request, a
 //     burst of large PutRecords against the in-flight body budget, MQTT
 //     payload (dead-lettered) and a 64 MiB PUBLISH (refused), websocket
-//     clients.
-//   - No secret in any log line: the daemon runs with an access key secret,
-//     a dashboard token and an MQTT password at debug level, is attacked,
-//     and its whole log is searched for each secret.
+//     clients, slow headers (cut after the header timeout), and stalled
+//     bodies that must not block other writers.
+//   - No secret in any log line: the daemon runs at debug level with an
+//     access key secret, the dashboard and analytics tokens, an MQTT
+//     password and a TLS client key, is attacked, and its whole log (and
+//     /api/status and /metrics) is searched for each secret.
 package security
