@@ -490,36 +490,44 @@ func TestCorruptStateStopsOnlyThatQuery(t *testing.T) {
 
 // TestReshardedSource runs a query over a stream that is split while
 // records flow: parents are finished before children, nothing is late and
-// the results match a hand-written aggregation.
+// the results match a hand-written aggregation. As on a real gateway, the
+// records written after the split carry event times after the moment of
+// the split (the wall clock, here a fake one).
 func TestReshardedSource(t *testing.T) {
 	dir := t.TempDir()
 	st := openStore(t, filepath.Join(dir, "store"), map[string]int{"events": 2, "results": 1, "deadletter": 1})
+	split := t0.Add(time.Hour) // the fake wall clock while the split happens
+	var clock atomic.Int64
+	clock.Store(split.UnixMilli())
 	var input []map[string]any
-	write := func(from, to int) {
+	write := func(from, to int, base time.Time) {
 		for i := from; i < to; i++ {
 			lane := fmt.Sprint(i%5 + 1)
-			rec := map[string]any{"lane": lane, "v": float64(i % 9), "ts": t0.Add(time.Duration(i) * 500 * time.Millisecond).Format(time.RFC3339Nano)}
+			rec := map[string]any{"lane": lane, "v": float64(i % 9), "ts": base.Add(time.Duration(i-from) * 500 * time.Millisecond).Format(time.RFC3339Nano)}
 			raw, _ := json.Marshal(rec)
 			put(t, st, "events", "lane-"+lane, string(raw))
 			input = append(input, rec)
 		}
 	}
-	write(0, 200)
+	write(0, 200, split.Add(-10*time.Minute))
 	q := QueryConfig{Name: "split", Output: "results", EventTime: "ts", AllowedLateness: config.Duration{Duration: time.Second},
 		SQL: "SELECT lane, COUNT(*) AS n, SUM(v) AS s FROM events GROUP BY lane, TUMBLING(INTERVAL '10' SECOND)"}
 	m := NewManager(RunnerOptions{Store: st, StateDir: filepath.Join(dir, "a"), Idle: 50 * time.Millisecond,
-		Now: func() time.Time { return t0.Add(time.Hour) }, Logger: slog.New(slog.DiscardHandler)})
+		Now: func() time.Time { return time.UnixMilli(clock.Load()) }, Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := m.Start(ctx, []QueryConfig{q}); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 10*time.Second, func() error {
-		if s := m.Status()[0]; s.In != 200 {
-			return fmt.Errorf("%d records read", s.In)
-		}
-		return nil
-	})
+	readAllOf := func(n int64) {
+		testutil.WaitFor(t, 20*time.Second, func() error {
+			if s := m.Status()[0]; s.In != n {
+				return fmt.Errorf("%d records read", s.In)
+			}
+			return nil
+		})
+	}
+	readAllOf(200)
 	// Split the first shard while the query runs, then write on: the other
 	// shard races ahead while the children wait for their parent's end.
 	d, err := st.DescribeStream("events")
@@ -535,16 +543,21 @@ func TestReshardedSource(t *testing.T) {
 	if err := st.SplitShard(ctx, "events", sh.ShardID, mid.String()); err != nil {
 		t.Fatal(err)
 	}
-	write(200, 600)
+	write(200, 600, split)
+	readAllOf(600)
+	clock.Store(split.Add(time.Hour).UnixMilli()) // traffic stopped long ago: every window closes
 	want := expectLaneWindows("split", 10*time.Second, input)
 	testutil.WaitFor(t, 20*time.Second, func() error {
+		if s := m.Status()[0]; s.Late != 0 {
+			return fmt.Errorf("%d late records", s.Late)
+		}
 		if got := datas(readAll(t, st, "results")); !slices.Equal(got, want) {
 			return fmt.Errorf("%d results, want %d", len(got), len(want))
 		}
 		return nil
 	})
-	if s := m.Status()[0]; s.Late != 0 || len(readAll(t, st, "deadletter")) != 0 {
-		t.Errorf("late records: %d", s.Late)
+	if dl := readAll(t, st, "deadletter"); len(dl) != 0 {
+		t.Errorf("%d late records", len(dl))
 	}
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer stopCancel()
