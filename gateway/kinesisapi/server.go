@@ -195,7 +195,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fn == nil {
 		label = "unknown"
 	}
-	out, err := s.serve(r, c, name, fn)
+	out, err := s.serve(w, r, c, name, fn)
 	status := http.StatusOK
 	if err != nil {
 		ae := toAPIError(err)
@@ -220,17 +220,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.write(w, c, status, out)
 }
 
-func (s *Server) serve(r *http.Request, c codec, name string, fn opFunc) (any, error) {
+// bodyReadTimeout bounds how long a client may take to send its body, so a
+// stalled upload cannot hold a connection (or memory) forever.
+const bodyReadTimeout = 30 * time.Second
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, c codec, name string, fn opFunc) (any, error) {
 	if r.ContentLength > int64(s.cfg.MaxBodyBytes) {
 		return nil, s.tooLarge()
 	}
-	// Hold the body's size in the in-flight budget until the answer is
-	// built (a body of unknown length counts as the largest allowed).
-	weight := r.ContentLength
-	if weight <= 0 {
-		weight = int64(s.cfg.MaxBodyBytes)
+	_ = http.NewResponseController(w).SetReadDeadline(s.now().Add(bodyReadTimeout))
+	// The body is read before anything is reserved: a client that announces
+	// a large body and sends nothing holds only what it sent, never the
+	// in-flight budget that every other writer needs.
+	body, err := readBody(r, int64(s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, s.tooLarge()
+		}
+		return nil, newErr(ExSerialization, "reading the request body: %v", err)
 	}
-	weight = min(max(weight, 1), int64(s.cfg.MaxInflightBytes))
+	// Hold the body's size in the in-flight budget until the answer is
+	// built: decoded records and the store's copy are what costs memory.
+	weight := min(max(int64(len(body)), 1), int64(s.cfg.MaxInflightBytes))
 	if !s.inflight.TryAcquire(weight) {
 		s.m.waiting.Inc()
 		err := s.inflight.Acquire(r.Context(), weight)
@@ -240,14 +252,6 @@ func (s *Server) serve(r *http.Request, c codec, name string, fn opFunc) (any, e
 		}
 	}
 	defer s.inflight.Release(weight)
-	body, err := readBody(r, int64(s.cfg.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, s.tooLarge()
-		}
-		return nil, newErr(ExSerialization, "reading the request body: %v", err)
-	}
 	if err := s.authorize(r, body); err != nil {
 		return nil, err
 	}
@@ -259,10 +263,11 @@ func (s *Server) serve(r *http.Request, c codec, name string, fn opFunc) (any, e
 }
 
 // readBody reads the whole body, at most max bytes, in one allocation
-// when the length is known.
+// when the length is known and modest (up to 1 MiB); larger bodies grow
+// as their bytes arrive, so an announced length costs nothing by itself.
 func readBody(r *http.Request, max int64) ([]byte, error) {
 	rd := http.MaxBytesReader(nil, r.Body, max)
-	if n := r.ContentLength; n > 0 && n <= max {
+	if n := r.ContentLength; n > 0 && n <= max && n <= 1<<20 {
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(rd, buf); err != nil {
 			return nil, err
