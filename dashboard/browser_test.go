@@ -187,6 +187,91 @@ func TestBrowserInProcess(t *testing.T) {
 		t.Fatal("no chart canvas on the store view")
 	}
 
+	// The live SQL card: the demo query's newest window from plate-stats,
+	// a grid of plate type by lane with totals, and the lag from the board.
+	const q = "plates_taken_per_minute"
+	r.board.Set("analytics", func() any {
+		return map[string]any{"queries": []map[string]any{{"name": q, "sql": demoSQL, "source": "plates", "output": "plate-stats",
+			"window": "tumbling 1m0s", "state": "running", "millis_behind_latest": 4000, "recent": []any{}}}}
+	})
+	w1 := time.Now().Truncate(time.Minute).Add(-2 * time.Minute)
+	taken := map[[2]string]int{}
+	var stats []stream.Record
+	for i, typ := range types {
+		for lane := 1; lane <= 4; lane++ {
+			if n := (i*lane + lane) % 6; n > 0 {
+				taken[[2]string{typ, strconv.Itoa(lane)}] = n
+				stats = append(stats, statRec(q, w1, strconv.Itoa(lane), typ, n))
+			}
+		}
+	}
+	putStats(t, st, "plate-stats", statRec(q, w1.Add(-time.Minute), "1", "salmon", 77)) // an older window
+	putStats(t, st, "plate-stats", stats...)
+	wantCard := func(w time.Time, taken map[[2]string]int) error {
+		sel := fmt.Sprintf(`#sql-results .sqlq[data-query=%q]`, q)
+		if js[int](t, ctx, `document.querySelectorAll(`+strconv.Quote(sel)+`).length`) != 1 {
+			return fmt.Errorf("no card section for %s: %q", q, js[string](t, ctx, `document.getElementById("sql-results").textContent`))
+		}
+		win := w.Local().Format("15:04") + "–" + w.Add(time.Minute).Local().Format("15:04")
+		if got := js[string](t, ctx, `(document.querySelector(`+strconv.Quote(sel+" .win")+`)||{}).textContent||""`); got != win {
+			return fmt.Errorf("window shows %q, want %q", got, win)
+		}
+		if got := js[string](t, ctx, `(document.querySelector(`+strconv.Quote(sel+" .lag")+`)||{}).textContent||""`); got != "lag 4 s" {
+			return fmt.Errorf("lag shows %q", got)
+		}
+		cells := js[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll(`+strconv.Quote(sel+" td[data-row][data-col]")+
+			`)].map(td => [td.dataset.row + "/" + td.dataset.col, td.textContent]))`)
+		total, rows, cols := 0, map[string]int{}, map[string]int{}
+		for k, n := range taken {
+			total += n
+			rows[k[0]] += n
+			cols[k[1]] += n
+			if got := cells[k[0]+"/"+k[1]]; got != strconv.Itoa(n) {
+				return fmt.Errorf("%s in lane %s shows %q, want %d", k[0], k[1], got, n)
+			}
+		}
+		shown := 0
+		for _, v := range cells {
+			if v != "·" {
+				shown++
+			}
+		}
+		if shown != len(taken) {
+			return fmt.Errorf("%d cells show numbers, want %d: %v", shown, len(taken), cells)
+		}
+		for typ, n := range rows {
+			if got, err := pageNumber(t, ctx, sel+fmt.Sprintf(` td[data-row-total=%q]`, typ)); err != nil || got != int64(n) {
+				return fmt.Errorf("row total %s: %d (%v), want %d", typ, got, err, n)
+			}
+		}
+		for lane, n := range cols {
+			if got, err := pageNumber(t, ctx, sel+fmt.Sprintf(` td[data-col-total=%q]`, lane)); err != nil || got != int64(n) {
+				return fmt.Errorf("lane total %s: %d (%v), want %d", lane, got, err, n)
+			}
+		}
+		if got, err := pageNumber(t, ctx, sel+" td[data-total]"); err != nil || got != int64(total) {
+			return fmt.Errorf("total %d (%v), want %d", got, err, total)
+		}
+		return nil
+	}
+	testutil.WaitFor(t, 20*time.Second, func() error { return wantCard(w1, taken) })
+	// The next window replaces it, pushed without a reload.
+	w2 := w1.Add(time.Minute)
+	putStats(t, st, "plate-stats", statRec(q, w2, "2", "tuna", 3), statRec(q, w2, "3", "ebi", 1))
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		return wantCard(w2, map[[2]string]int{{"tuna", "2"}: 3, {"ebi", "3"}: 1})
+	})
+	// Results of an older window (a replayed copy) change nothing; the
+	// window after is shown whole.
+	putStats(t, st, "plate-stats", stats...)
+	w3 := w2.Add(time.Minute)
+	stats = stats[:0]
+	for k, n := range taken {
+		stats = append(stats, statRec(q, w3, k[1], k[0], n))
+	}
+	putStats(t, st, "plate-stats", stats...)
+	testutil.WaitFor(t, 20*time.Second, func() error { return wantCard(w3, taken) })
+
 	// Live: new records show up without a reload.
 	before, _ := pageNumber(t, ctx, "#kpi-placed")
 	putPlates(t, st, "2", "tuna", 5, 0, 0)
@@ -226,6 +311,27 @@ func TestBrowserInProcess(t *testing.T) {
 	})
 	screenshot(t, ctx, "dashboard-store-inprocess")
 
+	// On a phone the grid fits the screen (no sideways scrolling) and the
+	// numbers stay large.
+	phone := browser(t, 390, 844)
+	navigate(t, phone, r.http.URL+"/#store")
+	waitLive(t, phone)
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		if n := js[int](t, phone, `document.querySelectorAll("#sql-results td[data-row][data-col]").length`); n == 0 {
+			return fmt.Errorf("no results grid on the phone")
+		}
+		return nil
+	})
+	if over := js[int](t, phone, `(() => { const t = document.querySelector("#sql-results table"); const c = document.getElementById("sql-card");
+		return Math.max(document.documentElement.scrollWidth - innerWidth, t.getBoundingClientRect().right - c.getBoundingClientRect().right) })()`); over > 0 {
+		t.Errorf("the results grid is %d px wider than the phone's screen", over)
+	}
+	if px := js[float64](t, phone, `parseFloat(getComputedStyle(document.querySelector("#sql-results td[data-row]")).fontSize)`); px < 18 {
+		t.Errorf("result numbers are %.0f px on a phone", px)
+	}
+	js[bool](t, phone, `(document.getElementById("sql-card").scrollIntoView(), true)`)
+	screenshot(t, phone, "dashboard-store-phone-inprocess")
+
 	// Gateway view: streams, components from the status board, dead letters.
 	if _, err := st.Put(context.Background(), "deadletter", stream.Entry{PartitionKey: "mqtt", Data: []byte(`{"source":"mqtt","topic":"store/demo-store/lane/9/plate","reason":"payload is not JSON","data_b64":"eA==","ts":"x"}`)}); err != nil {
 		t.Fatal(err)
@@ -252,7 +358,7 @@ func TestBrowserInProcess(t *testing.T) {
 			return fmt.Errorf("no rate chart")
 		}
 		comps := js[[]string](t, ctx, `[...document.querySelectorAll("#components [data-component]")].map(c => c.dataset.component)`)
-		if strings.Join(comps, ",") != "sync,mqtt" {
+		if strings.Join(comps, ",") != "sync,mqtt,analytics" {
 			return fmt.Errorf("components shown %v", comps)
 		}
 		if txt := js[string](t, ctx, `document.querySelector("[data-component=sync]").textContent`); !strings.Contains(txt, "plates-archive") || !strings.Contains(txt, "online") {
@@ -265,7 +371,7 @@ func TestBrowserInProcess(t *testing.T) {
 	// Tail: pick the gpio stream and watch a record arrive.
 	navigate(t, ctx, r.http.URL+"/#tail")
 	testutil.WaitFor(t, 10*time.Second, func() error {
-		if n := js[int](t, ctx, `document.querySelectorAll("#tail-stream option").length`); n != 3 {
+		if n := js[int](t, ctx, `document.querySelectorAll("#tail-stream option").length`); n != 4 { // plates, deadletter, gpio, plate-stats
 			return fmt.Errorf("%d streams in the picker", n)
 		}
 		return nil

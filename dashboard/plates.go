@@ -368,6 +368,9 @@ type StoreView struct {
 	Lanes         []LaneStats   `json:"lanes"`
 	Sensors       []SensorStats `json:"sensors"`
 	SilentSensors []string      `json:"silent_sensors"`
+	// Analytics holds the newest closed window of each continuous query
+	// (read from the queries' output streams), by query name.
+	Analytics []QueryResult `json:"analytics"`
 }
 
 // View computes the store view at now. It also expires plates not seen for

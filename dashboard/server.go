@@ -49,9 +49,14 @@ type Server struct {
 	log  *slog.Logger
 	hub  *Hub
 
-	plates *Plates
-	dead   *DeadLetters
-	rates  rates
+	plates  *Plates
+	dead    *DeadLetters
+	results *Results
+	rates   rates
+
+	// resultStreams are the query output streams followed (see
+	// followResults); guarded by mu.
+	resultStreams map[string]bool
 
 	mu          sync.Mutex
 	storeJSON   []byte // last pushed store view (the data object)
@@ -95,6 +100,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.plates = NewPlates(PlatesOptions{History: cfg.History.Duration, SilentAfter: cfg.SensorSilentAfter.Duration,
 		RateWindow: cfg.RateWindow.Duration, Cover: cfg.Cover.Duration, PlateTTL: cfg.PlateTTL.Duration})
 	s.dead = NewDeadLetters(cfg.History.Duration)
+	s.results = NewResults()
+	s.resultStreams = map[string]bool{}
 	if d.Metrics != nil {
 		if err := d.Metrics.Register(s.m); err != nil {
 			return nil, fmt.Errorf("dashboard: metrics: %w", err)
@@ -124,6 +131,7 @@ func (s *Server) Start(ctx context.Context) {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); f.run(s.ctx) }()
 	}
+	s.followResults(defaultResultsStream)
 	s.push()
 	s.wg.Add(1)
 	go func() {
@@ -172,13 +180,43 @@ type envelope struct {
 	Data   any    `json:"data"`
 }
 
+// followResults starts following a continuous query's output stream
+// (once per stream, at most maxResultStreams): like the plates stream, it
+// is replayed from history ago, so the newest window of every query shows
+// again after a restart.
+func (s *Server) followResults(name string) {
+	if !streamNameRE.MatchString(name) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.resultStreams[name] || len(s.resultStreams) >= maxResultStreams || s.ctx.Err() != nil {
+		return
+	}
+	s.resultStreams[name] = true
+	history, now := s.cfg.History.Duration, s.deps.Now
+	f := &follower{store: s.deps.Store, stream: name, log: s.log, gap: followGap,
+		since: func() time.Time { return now().Add(-history) },
+		fn:    func(_ string, recs []stream.Record, _ bool) { s.results.Add(name, recs) }}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); f.run(s.ctx) }()
+}
+
 // push computes both views and publishes them.
 func (s *Server) push() {
 	now := s.deps.Now()
+	components := encodeComponents(s.deps.Status.Snapshot)
+	queries := parseQueryStatus(components["analytics"])
+	for _, q := range queries {
+		if q.Output != "" {
+			s.followResults(q.Output)
+		}
+	}
 	sv := s.plates.View(now)
 	sv.Store = s.deps.StoreID
+	sv.Analytics = s.results.View(now, queries, s.cfg.History.Duration)
 	gv := s.rates.view(s.deps.Store.Stats(), now)
-	gv.Components = encodeComponents(s.deps.Status.Snapshot)
+	gv.Components = components
 	gv.DeadLetters = s.dead.view(now)
 	gv.Dashboard.Clients = s.hub.Clients()
 	gv.Dashboard.Dropped = s.hub.Dropped()

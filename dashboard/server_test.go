@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -559,4 +560,76 @@ func TestFollowsReshard(t *testing.T) {
 		putPlates(t, st, strconv.Itoa(lane), "unagi", 1, 0, 0)
 	}
 	waitPlaced(5 + 18 + 6)
+}
+
+// putStats writes analytics results into a results stream, creating it.
+func putStats(t testing.TB, st *stream.Store, name string, recs ...stream.Record) {
+	t.Helper()
+	ctx := context.Background()
+	if err := st.CreateStream(ctx, stream.StreamConfig{Name: name, ShardCount: 1}); err != nil && !errors.Is(err, stream.ErrStreamExists) {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if _, err := st.Put(ctx, name, stream.Entry{PartitionKey: r.PartitionKey, Data: r.Data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestQueryResults: the store view carries each continuous query's newest
+// window, read from the output streams: replayed at start (a restarted
+// gateway shows the last window at once), followed live, and with the
+// lag from the status board; a query writing to another stream is found
+// through the board.
+func TestQueryResults(t *testing.T) {
+	st := openStore(t)
+	w0 := time.Now().UTC().Truncate(time.Minute).Add(-3 * time.Minute)
+	const q = "plates_taken_per_minute"
+	putStats(t, st, "plate-stats", statRec(q, w0, "1", "salmon", 9), statRec(q, w0.Add(time.Minute), "1", "salmon", 4),
+		statRec(q, w0.Add(time.Minute), "2", "tuna", 6))
+	putStats(t, st, "lane-stats", stream.Record{PartitionKey: "k", Data: []byte(`{"query":"lane_speed","window_start":"` +
+		w0.Format(time.RFC3339) + `","window_end":"` + w0.Add(10*time.Second).Format(time.RFC3339) + `","lane":"2","passes":40,"avg_ms":812.5}`)})
+	r := startRig(t, st, Config{})
+	behind := int64(250)
+	r.board.Set("analytics", func() any {
+		return map[string]any{"queries": []map[string]any{
+			{"name": q, "sql": demoSQL, "output": "plate-stats", "window": "tumbling 1m0s", "state": "running", "millis_behind_latest": behind, "recent": []any{}},
+			{"name": "lane_speed", "sql": "SELECT lane, COUNT(*) AS passes, AVG(ms) AS avg_ms FROM plates", "output": "lane-stats", "state": "running", "millis_behind_latest": 0},
+		}}
+	})
+	find := func(v StoreView, name string) *QueryResult {
+		for i := range v.Analytics {
+			if v.Analytics[i].Query == name {
+				return &v.Analytics[i]
+			}
+		}
+		return nil
+	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		v, err := r.storeView()
+		if err != nil {
+			return err
+		}
+		d, ls := find(v, q), find(v, "lane_speed")
+		if d == nil || d.Pivot == nil || ls == nil || len(ls.Rows) != 1 {
+			return fmt.Errorf("analytics %+v", v.Analytics)
+		}
+		if !d.WindowStart.Equal(w0.Add(time.Minute)) || d.Pivot.Total == nil || *d.Pivot.Total != 10 || d.BehindMs == nil || *d.BehindMs != 250 {
+			return fmt.Errorf("demo query after the replay: %+v", *d)
+		}
+		return nil
+	})
+	// Live: the next window replaces the shown one.
+	putStats(t, st, "plate-stats", statRec(q, w0.Add(2*time.Minute), "3", "ebi", 2))
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		v, err := r.storeView()
+		if err != nil {
+			return err
+		}
+		d := find(v, q)
+		if d == nil || !d.WindowStart.Equal(w0.Add(2*time.Minute)) || d.Pivot == nil || *d.Pivot.Total != 2 || len(d.Rows) != 1 {
+			return fmt.Errorf("demo query after a live window: %+v", d)
+		}
+		return nil
+	})
 }

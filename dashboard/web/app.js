@@ -179,6 +179,8 @@
         el("td", { class: "num" }, rate(t.take_per_min))));
     }
 
+    renderResults(v.analytics || []);
+
     const ss = $("sensors");
     ss.textContent = "";
     for (const s of v.sensors) {
@@ -188,6 +190,82 @@
     }
     $("sensors-summary").textContent = v.sensors.length
       ? "(" + v.silent_sensors.length + " silent of " + v.sensors.length + ")" : "";
+  }
+
+  // ---- continuous-query results (store view) ----
+  // Each query's newest closed window, from its output stream: a grid when
+  // the result is two grouping columns and a number (the demo: plate type
+  // by lane), a plain table otherwise.
+  const cellNum = (x) => (x == null ? "·" : Number.isInteger(x) ? num(x) : rate(x));
+  function cellText(c, x) {
+    if (x == null) return "–";
+    if (typeof x === "number") return cellNum(x);
+    if (typeof x === "boolean") return x ? "yes" : "no";
+    return String(x);
+  }
+  function windowText(q) {
+    if (!q.window_end) return "";
+    const s = q.window_start ? new Date(q.window_start) : null, e = new Date(q.window_end);
+    const whole = (!s || s.getSeconds() === 0) && e.getSeconds() === 0 && (!s || s.getMilliseconds() === 0) && e.getMilliseconds() === 0;
+    const f = (d) => d.toLocaleTimeString([], whole ? { hour12: false, hour: "2-digit", minute: "2-digit" } : { hour12: false });
+    return (s ? f(s) + "–" : "until ") + f(e);
+  }
+  function label(key, value) {
+    return key === "plate_type" ? el("span", { class: "dot", style: "background:" + colorOf(value) }) : "";
+  }
+  function pivotTable(p) {
+    const totals = p.total != null;
+    const head = el("tr", {}, el("th", { class: "corner" }, prettyKey(p.row_key) + " / " + prettyKey(p.col_key)),
+      ...p.cols.map((c) => el("th", { class: "num", "data-col": c }, (p.col_key === "lane" ? "Lane " : "") + c)),
+      totals ? el("th", { class: "num total" }, "All") : "");
+    const body = el("tbody");
+    p.rows.forEach((r, i) => {
+      body.append(el("tr", { "data-row": r },
+        el("th", {}, label(p.row_key, r), " " + r),
+        ...p.cells[i].map((x, j) => el("td", { class: "num" + (x == null ? " none" : ""), "data-row": r, "data-col": p.cols[j] }, cellNum(x))),
+        totals ? el("td", { class: "num total", "data-row-total": r }, cellNum(p.row_totals[i])) : ""));
+    });
+    if (totals) {
+      body.append(el("tr", { class: "totals" }, el("th", {}, "All"),
+        ...p.col_totals.map((x, j) => el("td", { class: "num total", "data-col-total": p.cols[j] }, cellNum(x))),
+        el("td", { class: "num total", "data-total": "" }, cellNum(p.total))));
+    }
+    return el("div", { class: "scrollx" }, el("table", { class: "tbl pivot" }, el("thead", {}, head), body));
+  }
+  function plainTable(q) {
+    const t = el("table", { class: "tbl" }, el("thead", {}, el("tr", {}, ...q.columns.map((c) => el("th", {}, prettyKey(c))))));
+    const body = el("tbody");
+    for (const row of q.rows) {
+      body.append(el("tr", {}, ...row.map((x, i) => el("td", { class: typeof x === "number" ? "num" : "", "data-col": q.columns[i] }, cellText(q.columns[i], x)))));
+    }
+    t.append(body);
+    return el("div", { class: "scrollx" }, t);
+  }
+  function renderResults(qs) {
+    const host = $("sql-results");
+    host.textContent = "";
+    for (const q of qs) {
+      const head = el("div", { class: "sqlhead" }, el("b", { class: "qname" }, q.query));
+      if (q.window_end) head.append(el("span", { class: "win" }, windowText(q)));
+      if (q.state && q.state !== "running") head.append(el("span", { class: unhealthy.test(q.state) ? "chip bad" : "chip warn" }, q.state));
+      if (q.millis_behind_latest != null) {
+        const s = q.millis_behind_latest / 1000;
+        head.append(el("span", { class: "chip lag" + (s > 60 ? " warn" : " dim"), title: "how far the query reads behind its source's newest record" }, "lag " + (s < 1 ? "< 1 s" : dur(s))));
+      }
+      const box = el("section", { class: "sqlq", "data-query": q.query }, head);
+      if (q.error) box.append(el("p", { class: "err" }, q.error));
+      if (!q.window_end) {
+        box.append(el("p", { class: "hint" }, "Waiting for the first window to close" + (q.window ? " (" + q.window + ")" : "") + "…"));
+      } else {
+        const sub = q.pivot ? prettyKey(q.pivot.value) + " by " + prettyKey(q.pivot.row_key) + " and " + prettyKey(q.pivot.col_key) : q.rows.length + " results";
+        box.append(el("p", { class: "hint sqlsub" }, sub + " · window ended " + ago(q.age_s) + (q.window ? " · " + q.window : "") +
+          (q.truncated ? " · " + num(q.truncated) + " more not shown" : "")));
+        if (q.pivot) box.append(pivotTable(q.pivot));
+        else if (q.rows.length) box.append(plainTable(q));
+      }
+      host.append(box);
+    }
+    if (!qs.length) host.append(el("p", { class: "hint" }, "No continuous query has written results yet."));
   }
 
   // ---- gateway view ----
