@@ -198,8 +198,8 @@ func TestBrowserInProcess(t *testing.T) {
 	taken := map[[2]string]int{}
 	var stats []stream.Record
 	for i, typ := range types {
-		for lane := 1; lane <= 4; lane++ {
-			if n := (i*lane + lane) % 6; n > 0 {
+		for lane := 1; lane <= 6; lane++ { // the demo's six lanes
+			if n := (i*lane + lane) % 7; n > 0 {
 				taken[[2]string{typ, strconv.Itoa(lane)}] = n
 				stats = append(stats, statRec(q, w1, strconv.Itoa(lane), typ, n))
 			}
@@ -393,8 +393,9 @@ func TestBrowserInProcess(t *testing.T) {
 
 // TestBrowserDaemon runs the real kaiten (with its conveyor simulator, as
 // `make run` does) and checks in Chromium that the store comes alive on
-// the dashboard, that the numbers match the API, and that the gateway and
-// tail views render. Screenshots go to test-artifacts/.
+// the dashboard, that the numbers match the API, that the demo query's
+// first window shows on the live SQL card, and that the gateway and tail
+// views render. Screenshots go to test-artifacts/.
 func TestBrowserDaemon(t *testing.T) {
 	// KAITEN_DASHBOARD_URL points the test at a gateway that is already
 	// running (e.g. `make run` after a while, for README screenshots).
@@ -447,6 +448,36 @@ func TestBrowserDaemon(t *testing.T) {
 		}
 		if n <= first {
 			return fmt.Errorf("placed still %d: no live update", n)
+		}
+		return nil
+	})
+	// The real continuous query: once its first window closes (within
+	// about a minute of the start, or the next one if nothing was taken),
+	// the live SQL card shows the same window and total as the API.
+	testutil.WaitFor(t, 150*time.Second, func() error {
+		v, err := api()
+		if err != nil {
+			return err
+		}
+		var d *QueryResult
+		for i := range v.Analytics {
+			if v.Analytics[i].Query == "plates_taken_per_minute" {
+				d = &v.Analytics[i]
+			}
+		}
+		if d == nil || d.WindowEnd == nil || d.Pivot == nil || d.Pivot.Total == nil {
+			return fmt.Errorf("no window of the demo query yet: %+v", v.Analytics)
+		}
+		sel := `#sql-results .sqlq[data-query=plates_taken_per_minute]`
+		win := d.WindowStart.Local().Format("15:04") + "–" + d.WindowEnd.Local().Format("15:04")
+		if got := js[string](t, ctx, `(document.querySelector("`+sel+` .win")||{}).textContent||""`); got != win {
+			return fmt.Errorf("card shows window %q, the API %q", got, win)
+		}
+		if got, err := pageNumber(t, ctx, sel+" td[data-total]"); err != nil || got != int64(*d.Pivot.Total) {
+			return fmt.Errorf("card total %d (%v), the API %v", got, err, *d.Pivot.Total)
+		}
+		if n := js[int](t, ctx, `document.querySelectorAll("`+sel+` td[data-row][data-col]:not(.none)").length`); n != len(d.Rows) {
+			return fmt.Errorf("card shows %d results, the API %d", n, len(d.Rows))
 		}
 		return nil
 	})

@@ -216,7 +216,7 @@
   function pivotTable(p) {
     const totals = p.total != null;
     const head = el("tr", {}, el("th", { class: "corner" }, prettyKey(p.row_key) + " / " + prettyKey(p.col_key)),
-      ...p.cols.map((c) => el("th", { class: "num", "data-col": c }, (p.col_key === "lane" ? "Lane " : "") + c)),
+      ...p.cols.map((c) => el("th", { class: "num", "data-col": c }, p.col_key === "lane" ? el("span", { class: "pre" }, "Lane ") : "", c)),
       totals ? el("th", { class: "num total" }, "All") : "");
     const body = el("tbody");
     p.rows.forEach((r, i) => {
