@@ -35,7 +35,11 @@ type ShardBatch struct {
 	// handed over (this batch may hold the last ones, or none). Once the
 	// group's checkpoint covers them, the children become eligible.
 	Ended bool
-	// Lease is the lease under which this batch was read; pass it to Checkpoint.
+	// Children names the shards that continue this one, set with Ended.
+	Children []ChildShard
+	// Lease is the lease under which this batch was read; pass it to
+	// Checkpoint. Consume renews it in the background for as long as the
+	// shard is being consumed, also while fn runs.
 	Lease              Lease
 	MillisBehindLatest int64
 }
@@ -192,17 +196,29 @@ func (s *Store) consumeShard(ctx context.Context, cfg ConsumerConfig, st *stream
 	}
 	pos := start()
 	latest = false
-	renewed := time.Now()
+	// Renew the lease in the background, so a handler that retries its
+	// destination for minutes keeps it (renewal keeps the token, so the
+	// Lease handed out stays valid for Checkpoint).
+	ctx, stopRenew := context.WithCancel(ctx)
+	defer stopRenew()
+	go func() {
+		t := time.NewTicker(cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := s.RenewLease(lease, cfg.LeaseTTL); err != nil {
+					s.log.Warn("consumer: lost lease", "group", cfg.Group, "shard", id, "err", err)
+					stopRenew() // ends the loop below: another owner has the shard
+					return
+				}
+			}
+		}
+	}()
 	backoff := time.Second
 	for ctx.Err() == nil {
-		if time.Since(renewed) > cfg.LeaseTTL/3 {
-			l, err := s.RenewLease(lease, cfg.LeaseTTL)
-			if err != nil {
-				s.log.Warn("consumer: lost lease", "group", cfg.Group, "shard", id, "err", err)
-				return false
-			}
-			lease, renewed = l, time.Now()
-		}
 		rr, next, err := s.readShard(st, sh, pos, cfg.Limit, MaxGetRecordsBytes)
 		if err != nil {
 			s.log.Error("consumer: read", "group", cfg.Group, "shard", id, "err", err)
@@ -219,7 +235,7 @@ func (s *Store) consumeShard(ctx context.Context, cfg ConsumerConfig, st *stream
 				continue
 			}
 		}
-		err = fn(ctx, ShardBatch{ShardID: id, Records: rr.Records, Ended: rr.Ended, Lease: lease, MillisBehindLatest: rr.MillisBehindLatest})
+		err = fn(ctx, ShardBatch{ShardID: id, Records: rr.Records, Ended: rr.Ended, Children: rr.Children, Lease: lease, MillisBehindLatest: rr.MillisBehindLatest})
 		if err != nil {
 			if ctx.Err() != nil {
 				return false

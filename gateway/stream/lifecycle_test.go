@@ -383,3 +383,47 @@ func TestDeleteStream(t *testing.T) {
 		t.Fatalf("recreated stream holds %d old records", len(recs))
 	}
 }
+
+func TestConsumeRenewsLeaseWhileHandlerRuns(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	mustCreate(t, s, "lr", 1)
+	_, _ = s.Put(ctx, "lr", Entry{PartitionKey: "k", Data: []byte("x")})
+	done := make(chan error, 1)
+	c, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		_ = s.Consume(c, ConsumerConfig{Group: "g", Stream: "lr", LeaseTTL: 300 * time.Millisecond}, func(ctx context.Context, b ShardBatch) error {
+			if len(b.Records) == 0 {
+				return nil
+			}
+			time.Sleep(time.Second) // a destination retried for over three lease lifetimes
+			done <- s.Checkpoint(b.Lease, "g", "lr", b.ShardID, b.Records[0].SequenceNumber)
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("checkpoint after a long handler: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("handler never finished")
+	}
+	if _, err := s.AcquireLease("g", "lr", "shardId-000000000000", "intruder", time.Minute); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("the lease lapsed while the handler ran: %v", err)
+	}
+}
+
+func TestIteratorInfo(t *testing.T) {
+	s := openTest(t)
+	mustCreate(t, s, "ii", 2)
+	it, _ := s.ShardIterator(IteratorRequest{Stream: "ii", ShardID: "shardId-000000000001", Type: Latest})
+	name, shard, err := s.IteratorInfo(it)
+	if err != nil || name != "ii" || shard != "shardId-000000000001" {
+		t.Fatalf("%q %q %v", name, shard, err)
+	}
+	if _, _, err := s.IteratorInfo("garbage"); !errors.Is(err, ErrInvalidIterator) {
+		t.Fatal(err)
+	}
+}

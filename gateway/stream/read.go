@@ -169,6 +169,22 @@ func (s *Store) decodeIterator(tok string) (created time.Time, sid, shard uint32
 	return created, binary.BigEndian.Uint32(plain[8:12]), binary.BigEndian.Uint32(plain[12:16]), binary.BigEndian.Uint64(plain[16:24]), nil
 }
 
+// IteratorInfo names the stream and shard a shard iterator reads, without
+// checking its age.
+func (s *Store) IteratorInfo(iterator string) (streamName, shard string, err error) {
+	_, sid, idx, _, err := s.decodeIterator(iterator)
+	if err != nil {
+		return "", "", err
+	}
+	s.mu.RLock()
+	st := s.streams[sid]
+	s.mu.RUnlock()
+	if st == nil {
+		return "", "", fmt.Errorf("%w: the iterator's stream was deleted", ErrStreamNotFound)
+	}
+	return st.name, shardID(idx), nil
+}
+
 // GetRecords reads from a shard iterator. limit 0 means 10,000; at most
 // 10 MiB of data is returned.
 func (s *Store) GetRecords(ctx context.Context, iterator string, limit int) (GetRecordsResult, error) {
