@@ -410,7 +410,7 @@ func delivered(t *testing.T, dir string) (counts map[string]int, errorObjects []
 		}
 		zr, err := gzip.NewReader(bytes.NewReader(raw))
 		if err != nil {
-			return fmt.Errorf("%s: %w", rel, err)
+			return fmt.Errorf("%s (%d bytes): %w", rel, len(raw), err)
 		}
 		body, err := io.ReadAll(zr)
 		if err != nil {

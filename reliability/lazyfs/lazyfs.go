@@ -32,11 +32,12 @@ type FS struct {
 	dead bool
 
 	// files holds the data state of every file that was ever written,
-	// keyed by inode number: go-fuse may build several node objects for
-	// one file (a lookup builds a fresh one before it is matched with the
-	// tree), so the state cannot live in the node.
+	// keyed by inode number and generation (from the birth time, so a
+	// recycled inode number is a new key): go-fuse may build several node
+	// objects for one file (a lookup builds a fresh one before it is
+	// matched with the tree), so the state cannot live in the node.
 	filesMu sync.Mutex
-	files   map[uint64]*fileState
+	files   map[fileKey]*fileState
 
 	writes, fsyncs, synced, dropped, droppedFiles atomic.Int64
 }
@@ -51,7 +52,7 @@ func Mount(backing, mountpoint string, o Options) (*FS, error) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		return nil, fmt.Errorf("%w: /dev/fuse: %v (the kernel's fuse module is needed)", ErrMount, err)
 	}
-	l := &FS{backing: backing, mnt: mountpoint, files: map[uint64]*fileState{}}
+	l := &FS{backing: backing, mnt: mountpoint, files: map[fileKey]*fileState{}}
 	root := &fs.LoopbackRoot{Path: backing}
 	var st syscall.Stat_t
 	if err := syscall.Stat(backing, &st); err != nil {
@@ -111,7 +112,7 @@ func (l *FS) Cut() int64 {
 		}
 		fsd.mu.Unlock()
 	}
-	l.files = map[uint64]*fileState{}
+	l.files = map[fileKey]*fileState{}
 	l.dropped.Add(n)
 	return n
 }
@@ -152,9 +153,17 @@ func (l *FS) enter() syscall.Errno {
 	return fs.OK
 }
 
-// state returns the data state of inode ino; with create false it may
+// fileKey identifies a file: go-fuse's stable inode number and generation.
+type fileKey struct{ ino, gen uint64 }
+
+func keyOf(in *fs.Inode) fileKey {
+	a := in.StableAttr()
+	return fileKey{a.Ino, a.Gen}
+}
+
+// state returns the data state of file ino; with create false it may
 // return nil (the file was never written through this mount).
-func (l *FS) state(ino uint64, create bool) *fileState {
+func (l *FS) state(ino fileKey, create bool) *fileState {
 	l.filesMu.Lock()
 	defer l.filesMu.Unlock()
 	st := l.files[ino]
@@ -165,9 +174,8 @@ func (l *FS) state(ino uint64, create bool) *fileState {
 	return st
 }
 
-// forget drops the state of inode ino when its backing file is gone (a new
-// file may get the same inode number later).
-func (l *FS) forget(ino uint64) {
+// forget drops the state of file ino when its backing file is gone.
+func (l *FS) forget(ino fileKey) {
 	l.filesMu.Lock()
 	st := l.files[ino]
 	delete(l.files, ino)
@@ -204,7 +212,7 @@ type node struct {
 }
 
 // st returns the node's data state.
-func (n *node) st() *fileState { return n.lfs.state(n.StableAttr().Ino, true) }
+func (n *node) st() *fileState { return n.lfs.state(keyOf(n.EmbeddedInode()), true) }
 
 var (
 	_ fs.NodeLookuper       = (*node)(nil)
@@ -235,8 +243,8 @@ func (n *node) backingPath() string {
 	return filepath.Join(n.LoopbackNode.RootData.Path, n.Path(root))
 }
 
-// fixSize reports the size programs see for inode ino, if it is dirty.
-func (l *FS) fixSize(ino uint64, a *fuse.Attr) {
+// fixSize reports the size programs see for file ino, if it is dirty.
+func (l *FS) fixSize(ino fileKey, a *fuse.Attr) {
 	if st := l.state(ino, false); st != nil {
 		st.mu.Lock()
 		if st.d != nil {
@@ -461,7 +469,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	defer n.lfs.mu.RUnlock()
 	ch, errno := n.LoopbackNode.Lookup(ctx, name, out)
 	if errno == fs.OK {
-		n.lfs.fixSize(ch.StableAttr().Ino, &out.Attr)
+		n.lfs.fixSize(keyOf(ch), &out.Attr)
 	}
 	return ch, errno
 }
@@ -476,7 +484,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if err != nil {
 		return nil, 0, fs.ToErrno(err)
 	}
-	f := &file{l: n.lfs, ino: n.StableAttr().Ino, fd: fd}
+	f := &file{l: n.lfs, ino: keyOf(n.EmbeddedInode()), fd: fd}
 	if flags&syscall.O_TRUNC != 0 {
 		if errno := f.st().truncate(fd, 0); errno != fs.OK {
 			syscall.Close(fd)
@@ -504,7 +512,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if errno != fs.OK {
 		return nil, nil, 0, errno
 	}
-	ino := ch.StableAttr().Ino
+	ino := keyOf(ch)
 	fd, err = openBacking(p, flags, false, 0)
 	if err != nil {
 		return nil, nil, 0, fs.ToErrno(err)
@@ -529,7 +537,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	if errno := n.LoopbackNode.Getattr(ctx, f, out); errno != fs.OK {
 		return errno
 	}
-	n.lfs.fixSize(n.StableAttr().Ino, &out.Attr)
+	n.lfs.fixSize(keyOf(n.EmbeddedInode()), &out.Attr)
 	return fs.OK
 }
 
@@ -550,7 +558,7 @@ func (n *node) Statx(ctx context.Context, f fs.FileHandle, flags uint32, mask ui
 		return fs.ToErrno(err)
 	}
 	out.FromStatx(&st)
-	if fst := n.lfs.state(n.StableAttr().Ino, false); fst != nil {
+	if fst := n.lfs.state(keyOf(n.EmbeddedInode()), false); fst != nil {
 		fst.mu.Lock()
 		if fst.d != nil {
 			out.Statx.Size = uint64(fst.d.size)
@@ -591,7 +599,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	if errno := n.LoopbackNode.Setattr(ctx, f, in, out); errno != fs.OK {
 		return errno
 	}
-	n.lfs.fixSize(n.StableAttr().Ino, &out.Attr)
+	n.lfs.fixSize(keyOf(n.EmbeddedInode()), &out.Attr)
 	return fs.OK
 }
 
@@ -604,7 +612,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	victim := n.GetChild(name)
 	errno := n.LoopbackNode.Unlink(ctx, name)
 	if errno == fs.OK && victim != nil {
-		n.lfs.forget(victim.StableAttr().Ino)
+		n.lfs.forget(keyOf(victim))
 	}
 	return errno
 }
@@ -618,8 +626,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	src := n.GetChild(name)
 	victim := newParent.EmbeddedInode().GetChild(newName)
 	errno := n.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
-	if errno == fs.OK && victim != nil && src != nil && victim.StableAttr().Ino != src.StableAttr().Ino && flags&unix.RENAME_EXCHANGE == 0 {
-		n.lfs.forget(victim.StableAttr().Ino)
+	if errno == fs.OK && victim != nil && src != nil && keyOf(victim) != keyOf(src) && flags&unix.RENAME_EXCHANGE == 0 {
+		n.lfs.forget(keyOf(victim))
 	}
 	return errno
 }
@@ -679,7 +687,7 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 // goes through the node's overlay.
 type file struct {
 	l    *FS
-	ino  uint64
+	ino  fileKey
 	fd   int
 	once sync.Once
 }
