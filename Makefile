@@ -55,6 +55,9 @@ firmware: ## cross-build linux/arm64 and linux/arm (GOARM=7) binaries and a .deb
 package: ## build the .deb for this machine's architecture into dist/ (for an x86 test box or VM)
 	VERSION=$(VERSION) GO=$(GO) ARCHES="$$($(GO) env GOARCH)" ./firmware/build.sh dist
 
+test-boot: test-deps ## the moonshot: boot Debian arm64 under qemu-system-aarch64, install the .deb, check systemd runs the gateway (first run builds a cached Debian image)
+	KAITEN_LONG=1 $(GO) test -count=1 -timeout 90m -run TestBootVM -v ./firmware/
+
 # ---- issue 8 part 2: peer benchmark and vulnerability scan ----------------
 
 VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
