@@ -210,9 +210,14 @@ func TestBootVM(t *testing.T) {
 	if !strings.Contains(" "+st["groups"]+" ", " gpio ") {
 		t.Errorf("kaiten user groups %q lack gpio", st["groups"])
 	}
+	// Type=notify: "active" already means READY=1 arrived; the gateway's log
+	// shows it saw the unit's watchdog.
+	_, journal, _ := agent.do(t, "journal", time.Minute)
+	if !strings.Contains(journal, "told systemd the gateway is ready") || !strings.Contains(journal, "watchdog=30s") {
+		t.Errorf("the journal does not show READY with the 30s watchdog")
+	}
 	if t.Failed() {
-		_, j, _ := agent.do(t, "journal", time.Minute)
-		t.Fatalf("journal:\n%s", j)
+		t.Fatalf("journal:\n%s", journal)
 	}
 
 	kc := kinesisClient(addr)
