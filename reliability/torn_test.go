@@ -152,9 +152,10 @@ var tornTails = []tornCase{
 	}},
 }
 
-// tornAcked damage acknowledged bytes (what a failing SD card does). As of
-// this commit the store violates the rule for every one of them (see
-// TestTornFilesDamagedData).
+// tornAcked damage acknowledged bytes (what a failing SD card does). The
+// store notices each one at start (its high-water file, a check of every
+// table's footer, Badger's table checksums and a read of each shard's
+// newest records) and refuses to start, naming the damage.
 var tornAcked = []tornCase{
 	{"wal-truncated-into-acked", false, func(t *testing.T, s string) {
 		p := newest(t, s, ".mem")

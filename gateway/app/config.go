@@ -64,6 +64,12 @@ type StoreConfig struct {
 	MemTableSize      config.ByteSize `yaml:"memtable_size"`       // default 8MiB
 	BlockCacheSize    config.ByteSize `yaml:"block_cache_size"`    // default 8MiB
 	MaxShards         int             `yaml:"max_shards"`          // default 256
+	// MinFreeBytes is the free disk space kept in reserve: appends are
+	// refused (retriable) below it. Default 4 memtables plus 4MiB.
+	MinFreeBytes config.ByteSize `yaml:"min_free_bytes"`
+	// AcceptDataLoss starts a store whose files lost acknowledged records
+	// (it refuses otherwise); set it once to recover, then remove it.
+	AcceptDataLoss bool `yaml:"accept_data_loss"`
 }
 
 // Options turns the section into stream.Options.
@@ -74,6 +80,7 @@ func (c StoreConfig) Options(dir string, logger *slog.Logger) stream.Options {
 		ShardWriteRecords: c.ShardWriteRecords, ShardWriteBytes: int(c.ShardWriteBytes),
 		SweepInterval: c.SweepInterval.Duration, MemTableSize: int64(c.MemTableSize),
 		BlockCacheSize: int64(c.BlockCacheSize), MaxShards: c.MaxShards, Logger: logger,
+		MinFreeBytes: int64(c.MinFreeBytes), AcceptDataLoss: c.AcceptDataLoss,
 	}
 }
 

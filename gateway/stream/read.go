@@ -258,7 +258,13 @@ func (s *Store) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
 
 // readShard reads records from counter from on; it returns the counter to
 // read next.
-func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, maxBytes int) (ReadResult, uint64, error) {
+func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, maxBytes int) (rr ReadResult, nextCtr uint64, err error) {
+	defer func() {
+		// Badger panics on some damaged blocks; a read must fail, not the process.
+		if r := recover(); r != nil {
+			rr, nextCtr, err = ReadResult{}, from, fmt.Errorf("%w: %s/%s: reading damaged data: %v", ErrCorrupt, st.name, sh.id, r)
+		}
+	}()
 	m := st.meta.Load()
 	var sm shardMeta
 	for _, x := range m.Shards {

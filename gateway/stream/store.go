@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -48,7 +49,13 @@ type Store struct {
 	leaseMu sync.Mutex
 	clock   clockGuard
 	gen     uint64 // commit generation; writer-only
-	m       storeMetrics
+
+	hwm    *os.File // see guard.go; writer-only after Open
+	hwmBuf []byte
+	hwmLen int
+	free   uint64 // free-space guard cache; writer-only
+	freeAt time.Time
+	m      storeMetrics
 }
 
 // streamMeta is what is persisted under 'm' name.
@@ -206,6 +213,9 @@ func (o *Options) fill() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 4*o.MemTableSize + 4<<20
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -230,6 +240,7 @@ func badgerOptions(o Options) badger.Options {
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2).
 		WithCompression(options.None).
+		WithChecksumVerificationMode(options.OnTableRead).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(12).
 		WithCompactL0OnClose(false).
@@ -242,13 +253,31 @@ func badgerOptions(o Options) badger.Options {
 	return bo
 }
 
+// openBadger opens Badger, turning a panic on damaged files (it panics on
+// some truncated tables) into an error.
+func openBadger(o badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w: badger panicked opening the files: %v", ErrCorrupt, r)
+		}
+	}()
+	return badger.Open(o)
+}
+
 // Open opens (or creates) the store in opts.Dir. A store that cannot be
 // opened is reported with the cause; it is never wiped.
 func Open(opts Options) (*Store, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(badgerOptions(opts))
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("stream: open: %w", err)
+	}
+	recorded := readHWM(opts.Dir)
+	if err := preflight(opts.Dir); err != nil && !opts.AcceptDataLoss {
+		return nil, fmt.Errorf("stream: open %s: %w (the data is left as it is; see README \"Recovery\")", opts.Dir, err)
+	}
+	db, err := openBadger(badgerOptions(opts))
 	if err != nil {
 		return nil, fmt.Errorf("stream: open %s: %w (the data is left as it is; see README \"Recovery\")", opts.Dir, err)
 	}
@@ -263,6 +292,19 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.checkHWM(recorded); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.verifyTails(1024); err != nil && !opts.AcceptDataLoss {
+		db.Close()
+		return nil, fmt.Errorf("%w (the data is left as it is; see README \"Recovery\")", err)
+	}
+	if err := s.openHWM(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.writeHWM(true)
 	if s.iterKey == nil {
 		s.iterKey = randomBytes(32)
 		if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte{kindIterKey}, s.iterKey) }); err != nil {
@@ -422,6 +464,8 @@ func (s *Store) Close() error {
 	close(s.stop)
 	s.closeMu.Unlock()
 	s.wg.Wait()
+	s.writeHWM(true)
+	_ = s.hwm.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("stream: close: %w", err)
 	}
@@ -563,6 +607,7 @@ func (s *Store) DeleteStream(ctx context.Context, name string) error {
 		delete(s.byName, name)
 		delete(s.streams, st.id)
 		s.mu.Unlock()
+		s.writeHWM(true) // forget its marks before its records go
 		for _, k := range []byte{kindRecord, kindHighWater, kindStats, kindCheckpoint, kindLease} {
 			if err := s.db.DropPrefix(sidPrefix(k, st.id)); err != nil {
 				return fmt.Errorf("stream: delete %s: %w", name, err)

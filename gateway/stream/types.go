@@ -134,6 +134,15 @@ type Options struct {
 	// Defaults 8 MiB and 8 MiB.
 	MemTableSize   int64
 	BlockCacheSize int64
+	// MinFreeBytes is the free disk space kept in reserve: appends fail
+	// with ErrFull below it (Badger writes through memory-mapped files, and
+	// a full filesystem would kill the process). Default 4 memtables plus
+	// 4 MiB; negative turns the guard off.
+	MinFreeBytes int64
+	// AcceptDataLoss lets Open start a store whose files lost acknowledged
+	// records (ErrCorrupt otherwise). The loss is logged; sequence numbers
+	// of lost records are never handed out again. For recovery only.
+	AcceptDataLoss bool
 	// Logger receives the store's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the wall clock, for tests. Default time.Now.

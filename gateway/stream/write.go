@@ -365,6 +365,11 @@ func (s *Store) commit(w *commitBuf, batch []*putReq) {
 				s.m.throttled.Inc()
 				continue
 			}
+			if err := s.diskRoom(now, recSize); err != nil {
+				r.results[i].Err = err
+				s.m.full.Inc()
+				continue
+			}
 			if err := c.makeRoom(st, m, recSize); err != nil {
 				r.results[i].Err = err
 				s.m.full.Inc()
@@ -461,6 +466,7 @@ func (c *commitState) finish() {
 	}
 	if n > 0 {
 		s.m.recordsPerCommit.Observe(float64(n))
+		s.writeHWM(false)
 	}
 }
 
