@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -78,4 +79,23 @@ func Decode(section string, node *yaml.Node, v any) error {
 // "must not be empty") reads "mqtt.routes[0].topic: must not be empty".
 func Errorf(key, format string, args ...any) error {
 	return fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...))
+}
+
+// DecodeSection reads the YAML file at path and strictly decodes its
+// top-level section into v. Component tests use it to keep each
+// sample.yaml in step with the Config it documents.
+func DecodeSection(path, section string, v any) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	node, ok := doc[section]
+	if !ok {
+		return fmt.Errorf("config %s: no %s section", path, section)
+	}
+	return Decode(section, &node, v)
 }
