@@ -21,7 +21,7 @@ run: build ## run the gateway with the embedded demo (broker, simulator, local s
 test-deps: ## install what the tests need (Debian packages, Go tools), only where missing
 	./scripts/test-deps.sh
 
-test: test-deps lint ## install test dependencies, then run every test with the race detector
+test: test-deps lint vuln-gate ## install test dependencies, then run every test with the race detector
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 test-unit: ## the tests without installing anything (fast loop)
@@ -63,7 +63,7 @@ test-boot: test-deps ## the moonshot: boot Debian arm64 under qemu-system-aarch6
 VULNDB_VERSION ?= v0.0.0-20261105234957-e22db6528018
 VULN_DB ?=
 
-.PHONY: vuln
+.PHONY: vuln vuln-gate
 
 bench-peers: test-deps ## Kaiten vs raw Badger, NATS JetStream, kinesalite, mosquitto: BENCH/RATIO lines (minutes; not in make test)
 	@command -v node >/dev/null && command -v npm >/dev/null || { SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -72,7 +72,7 @@ bench-peers: test-deps ## Kaiten vs raw Badger, NATS JetStream, kinesalite, mosq
 	  | grep -E '^(BENCH|RATIO|FAIL|--- |ok|    peers_test)'
 
 vuln: ## govulncheck over every package; offline database built from golang.org/x/vulndb unless VULN_DB=https://vuln.go.dev
-	@set -e; db="$(VULN_DB)"; \
+	@set -e -o pipefail; db="$(VULN_DB)"; \
 	if [ -z "$$db" ]; then \
 	  cache="$${XDG_CACHE_HOME:-$$HOME/.cache}/kaiten/vulndb-$(VULNDB_VERSION)"; \
 	  if [ ! -f "$$cache/index/db.json" ]; then \
@@ -84,4 +84,11 @@ vuln: ## govulncheck over every package; offline database built from golang.org/
 	  db="file://$$cache"; \
 	fi; \
 	echo "govulncheck database: $$db"; \
-	$(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0 -db "$$db" ./...
+	if [ -n "$(VULN_GATE)" ]; then \
+	  $(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0 -db "$$db" -format json ./... | $(GO) run ./internal/vulngate; \
+	else \
+	  $(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0 -db "$$db" ./...; \
+	fi
+
+vuln-gate: ## govulncheck as make test runs it: fails on vulnerable code reached in a module, lists standard-library findings
+	@$(MAKE) --no-print-directory vuln VULN_GATE=1
