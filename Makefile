@@ -28,6 +28,7 @@ test-unit: ## the tests without installing anything (fast loop)
 	$(GO) test -count=1 ./...
 
 test-long: test-deps ## long soaks and fault loops (minutes each; see README "Reliability")
+	./scripts/test-deps.sh scripts/test-deps-boot.txt
 	KAITEN_LONG=1 $(GO) test -count=1 -timeout 120m ./...
 
 lint: ## gofmt, go vet, go mod tidy check, and the ARM cross builds
@@ -56,6 +57,7 @@ package: ## build the .deb for this machine's architecture into dist/ (for an x8
 	VERSION=$(VERSION) GO=$(GO) ARCHES="$$($(GO) env GOARCH)" ./firmware/build.sh dist
 
 test-boot: test-deps ## the moonshot: boot Debian arm64 under qemu-system-aarch64, install the .deb, check systemd runs the gateway (first run builds a cached Debian image)
+	./scripts/test-deps.sh scripts/test-deps-boot.txt
 	KAITEN_LONG=1 $(GO) test -count=1 -timeout 90m -run TestBootVM -v ./firmware/
 
 # ---- issue 8 part 2: peer benchmark and vulnerability scan ----------------
