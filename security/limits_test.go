@@ -3,6 +3,7 @@ package security
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
 
@@ -39,6 +41,11 @@ func readStream(t *testing.T, c *kinesis.Client, name string) []types.Record {
 		iter := it.ShardIterator
 		for iter != nil {
 			out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+			for try := 0; err != nil && try < 3 && transportError(err); try++ {
+				// A consumer retries a broken connection with the same
+				// iterator (the client here makes one attempt only).
+				out, err = c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,6 +57,13 @@ func readStream(t *testing.T, c *kinesis.Client, name string) []types.Record {
 		}
 	}
 	return all
+}
+
+// transportError reports an error that is not an answer of the API (a
+// connection broken on a loaded machine).
+func transportError(err error) bool {
+	var ae smithy.APIError
+	return !errors.As(err, &ae)
 }
 
 // TestLimits checks the size and count limits the gateway has, with their
