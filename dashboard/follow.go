@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -37,9 +38,13 @@ type follower struct {
 	// calling sample. The raw tail uses it so that a busy stream costs a
 	// bounded read per gap; views that count records must not.
 	sample func(shardID string)
+	// started is when run began: replayed records that arrived after it
+	// are live, not history (a shard may start replaying a moment later).
+	started time.Time
 }
 
 func (f *follower) run(ctx context.Context) {
+	f.started = time.Now()
 	if f.retry <= 0 {
 		f.retry = 2 * time.Second
 	}
@@ -216,7 +221,15 @@ func (f *follower) replay(ctx context.Context, shardID string, since time.Time) 
 			return last, false, ctx.Err() == nil
 		}
 		if n := len(res.Records); n > 0 {
-			f.fn(shardID, res.Records, false)
+			// Arrival times never decrease within a shard: the records
+			// from the first one at or after the start on are live.
+			i := sort.Search(n, func(i int) bool { return !res.Records[i].ArrivalTime.Before(f.started) })
+			if i > 0 {
+				f.fn(shardID, res.Records[:i], false)
+			}
+			if i < n {
+				f.fn(shardID, res.Records[i:], true)
+			}
 			last = res.Records[n-1].SequenceNumber
 		}
 		if res.NextShardIterator == "" {
