@@ -51,26 +51,7 @@ func put(t *testing.T, st *stream.Store, name string, key string, data string) {
 // readAll returns every record of a stream, shard by shard.
 func readAll(t *testing.T, st *stream.Store, name string) []stream.Record {
 	t.Helper()
-	d, err := st.DescribeStream(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []stream.Record
-	for _, sh := range d.Shards {
-		after := ""
-		for {
-			rr, err := st.Read(context.Background(), stream.ReadRequest{Stream: name, ShardID: sh.ShardID, After: after})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(rr.Records) == 0 {
-				break
-			}
-			out = append(out, rr.Records...)
-			after = rr.Records[len(rr.Records)-1].SequenceNumber
-		}
-	}
-	return out
+	return testutil.ReadStream(t, st, name)
 }
 
 func datas(recs []stream.Record) []string {

@@ -47,26 +47,7 @@ func openStore(t testing.TB, dir string) *stream.Store {
 // readAll returns every record of a stream, shard by shard.
 func readAll(t testing.TB, st *stream.Store, name string) []stream.Record {
 	t.Helper()
-	d, err := st.DescribeStream(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []stream.Record
-	for _, sh := range d.Shards {
-		after := ""
-		for {
-			res, err := st.Read(context.Background(), stream.ReadRequest{Stream: name, ShardID: sh.ShardID, After: after})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(res.Records) == 0 {
-				break
-			}
-			out = append(out, res.Records...)
-			after = res.Records[len(res.Records)-1].SequenceNumber
-		}
-	}
-	return out
+	return testutil.ReadStream(t, st, name)
 }
 
 func platePayload(i int) []byte {
