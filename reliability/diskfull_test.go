@@ -184,7 +184,9 @@ func head(s string, n int) string {
 // record is read that was not written, and a restart reads the same.
 func TestDiskFullEvictOldest(t *testing.T) {
 	dir := filepath.Join(mountSmallFS(t, 16), "data")
-	cfg := gatewayConfig(t, "store:\n  max_bytes: 2MiB\n  on_full: evict_oldest\n  memtable_size: 1MiB\n")
+	// The free-space reserve is kept small: this test is about the cap, on
+	// a disk where the default reserve (4 memtables + 4 MiB) is half the disk.
+	cfg := gatewayConfig(t, "store:\n  max_bytes: 2MiB\n  on_full: evict_oldest\n  memtable_size: 1MiB\n  min_free_bytes: 1MiB\n")
 	args := []string{"--config", cfg, "--no-sim", "--no-sync", "--mqtt-addr", testutil.FreeAddr(t)}
 	d := testutil.StartDaemon(t, dir, args...)
 	kc := kinesisClient(d.HTTPAddr, time.Minute)
