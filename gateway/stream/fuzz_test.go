@@ -77,7 +77,7 @@ func FuzzDecodeValue(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte{1, 0, 0})
 	f.Fuzz(func(t *testing.T, v []byte) {
-		_, _, _, _ = decodeValue(v) // must never panic
+		_, _, _, _ = decodeValueAlias(v) // must never panic
 	})
 }
 

@@ -99,22 +99,8 @@ func putValue(b []byte, arrivalMs int64, pk string, data []byte) {
 	copy(b[9+n+len(pk):], data)
 }
 
-// decodeValue splits a stored value; data aliases v.
-func decodeValue(v []byte) (arrivalMs int64, pk string, data []byte, err error) {
-	if len(v) < 10 || v[0] != valueVersion {
-		return 0, "", nil, fmt.Errorf("stream: corrupt record value (%d bytes)", len(v))
-	}
-	arrivalMs = int64(binary.BigEndian.Uint64(v[1:9]))
-	l, n := binary.Uvarint(v[9:])
-	if n <= 0 || uint64(len(v)-9-n) < l {
-		return 0, "", nil, fmt.Errorf("stream: corrupt record value (%d bytes)", len(v))
-	}
-	pk = string(v[9+n : 9+n+int(l)])
-	return arrivalMs, pk, v[9+n+int(l):], nil
-}
-
-// decodeValueAlias is decodeValue with the key aliasing v too: v must
-// never change afterwards.
+// decodeValueAlias splits a stored value; the key and the data alias v,
+// which must never change afterwards.
 func decodeValueAlias(v []byte) (arrivalMs int64, pk string, data []byte, err error) {
 	if len(v) < 10 || v[0] != valueVersion {
 		return 0, "", nil, fmt.Errorf("stream: corrupt record value (%d bytes)", len(v))

@@ -146,24 +146,19 @@ func (s *Store) SplitShard(ctx context.Context, stream, shardID, newStartingHash
 	if err != nil {
 		return err
 	}
-	st, err := s.lookup(stream)
-	if err != nil {
-		return err
-	}
-	return s.control(ctx, func() error {
-		r, err := s.newReshard(st)
-		if err != nil {
-			return err
-		}
-		if err := r.split(shardID, at); err != nil {
-			return err
-		}
-		return r.apply()
-	})
+	return s.reshardWith(ctx, stream, func(r *reshard) error { return r.split(shardID, at) })
 }
 
 // MergeShards closes two adjacent shards and opens one child covering both.
 func (s *Store) MergeShards(ctx context.Context, stream, shardID, adjacentShardID string) error {
+	return s.reshardWith(ctx, stream, func(r *reshard) error {
+		_, err := r.merge(shardID, adjacentShardID)
+		return err
+	})
+}
+
+// reshardWith builds a plan with plan on the writer and applies it.
+func (s *Store) reshardWith(ctx context.Context, stream string, plan func(r *reshard) error) error {
 	st, err := s.lookup(stream)
 	if err != nil {
 		return err
@@ -173,7 +168,7 @@ func (s *Store) MergeShards(ctx context.Context, stream, shardID, adjacentShardI
 		if err != nil {
 			return err
 		}
-		if _, err := r.merge(shardID, adjacentShardID); err != nil {
+		if err := plan(r); err != nil {
 			return err
 		}
 		return r.apply()
@@ -185,15 +180,7 @@ func (s *Store) MergeShards(ctx context.Context, stream, shardID, adjacentShardI
 // pieces of each new range (intermediate shards appear closed and empty).
 // As in Kinesis, target must lie between half and double the open count.
 func (s *Store) UpdateShardCount(ctx context.Context, stream string, target int) error {
-	st, err := s.lookup(stream)
-	if err != nil {
-		return err
-	}
-	return s.control(ctx, func() error {
-		r, err := s.newReshard(st)
-		if err != nil {
-			return err
-		}
+	return s.reshardWith(ctx, stream, func(r *reshard) error {
 		cur := len(r.open())
 		if target < 1 || target > 2*cur || 2*target < cur {
 			return fmt.Errorf("%w: target shard count %d: want %d to %d (half to double the %d open shards)", ErrInvalidArgument, target, (cur+1)/2, 2*cur, cur)
@@ -233,6 +220,6 @@ func (s *Store) UpdateShardCount(ctx context.Context, stream string, target int)
 		}
 		// Intermediate shards (children merged again at once) are closed
 		// and empty; they keep the lineage complete for consumers.
-		return r.apply()
+		return nil
 	})
 }

@@ -67,7 +67,7 @@ func (s *Store) pendingTotal(gen uint64) int64 {
 	return t
 }
 
-// firstArrival returns the first live record of a shard at or after the
+// firstOf returns the first live record of a shard at or after the
 // commit's view of its trim horizon.
 func (c *commitState) firstOf(txn *badger.Txn, sh *shardState) (ctr uint64, arrival int64, ok bool) {
 	from := sh.first.Load()
