@@ -42,6 +42,9 @@ type ShardBatch struct {
 	// shard is being consumed, also while fn runs.
 	Lease              Lease
 	MillisBehindLatest int64
+	// CaughtUp is true when this batch ends at the shard's last record as
+	// it was when read: a consumer draining a backlog knows it is through.
+	CaughtUp bool
 }
 
 // Consume reads a stream as consumer group cfg.Group until ctx ends: every
@@ -235,7 +238,7 @@ func (s *Store) consumeShard(ctx context.Context, cfg ConsumerConfig, st *stream
 				continue
 			}
 		}
-		err = fn(ctx, ShardBatch{ShardID: id, Records: rr.Records, Ended: rr.Ended, Children: rr.Children, Lease: lease, MillisBehindLatest: rr.MillisBehindLatest})
+		err = fn(ctx, ShardBatch{ShardID: id, Records: rr.Records, Ended: rr.Ended, Children: rr.Children, Lease: lease, MillisBehindLatest: rr.MillisBehindLatest, CaughtUp: rr.CaughtUp})
 		if err != nil {
 			if ctx.Err() != nil {
 				return false

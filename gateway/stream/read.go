@@ -330,6 +330,7 @@ func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, m
 	if n := len(out.Records); n > 0 && next <= last {
 		out.MillisBehindLatest = max(0, sh.lastMs.Load()-out.Records[n-1].ArrivalTime.UnixMilli())
 	}
+	out.CaughtUp = next > last
 	if sm.Closed && next > sm.EndCounter {
 		out.Ended = true
 		out.Children = childrenOf(m, sm.id())

@@ -282,6 +282,9 @@ type ReadResult struct {
 	Ended              bool
 	Children           []ChildShard
 	MillisBehindLatest int64
+	// CaughtUp is true when the read returned everything the shard held
+	// when it was read (more may have arrived since).
+	CaughtUp bool
 }
 
 // Lease is a consumer's claim on one shard for one consumer group.

@@ -425,10 +425,25 @@ func (d *DeliveryStream) add(ctx context.Context, st *shardState, b stream.Shard
 	if st.n == 0 || (st.intent != nil && !b.Ended) {
 		return nil
 	}
-	if b.Ended || st.size >= d.cfg.BufferSize || d.cfg.Now().Sub(st.started) >= d.cfg.BufferInterval {
+	if b.Ended || st.size >= d.cfg.BufferSize || d.due(st, b.CaughtUp) {
 		return d.flush(ctx, st)
 	}
 	return nil
+}
+
+// due reports whether the shard's buffer has waited out the interval hint.
+// The interval counts from when the first record was buffered, as in
+// Firehose, and also from when it arrived in the stream once the shard is
+// caught up: at the end of a backlog the last partial batch holds records
+// older than the interval already, and waiting once more would only delay
+// them (while reading the backlog, batches still fill to the size hint).
+// An arrival time ahead of the clock (it was set back) counts as new.
+func (d *DeliveryStream) due(st *shardState, caughtUp bool) bool {
+	now := d.cfg.Now()
+	if now.Sub(st.started) >= d.cfg.BufferInterval {
+		return true
+	}
+	return caughtUp && now.Sub(st.firstAt) >= d.cfg.BufferInterval
 }
 
 func (d *DeliveryStream) buffer(st *shardState, r stream.Record) {

@@ -316,3 +316,79 @@ func TestCrashAfterAckIsExactOnS3(t *testing.T) {
 		return nil
 	})
 }
+
+// TestBacklogTailIsNotHeldBack: the interval hint counts from a record's
+// arrival once the delivery stream has caught up, so the last partial batch
+// of a backlog older than the interval goes out at once, while records that
+// have just arrived wait for the interval as Firehose buffers them.
+func TestBacklogTailIsNotHeldBack(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Now().Add(-time.Hour) // records arrive an hour ago...
+	st, err := stream.Open(stream.Options{Dir: t.TempDir(), Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := st.CreateStream(ctx, stream.StreamConfig{Name: "plates", ShardCount: 1}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(from, to int) {
+		var entries []stream.Entry
+		for i := from; i < to; i++ {
+			entries = append(entries, stream.Entry{PartitionKey: "lane-1", Data: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+		}
+		if _, err := st.PutBatch(ctx, "plates", entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(0, 500)
+	mu.Lock()
+	clock = time.Now() // ...and the next ones now
+	mu.Unlock()
+
+	out := t.TempDir()
+	m, _ := delivery.NewMetrics(nil)
+	d, err := delivery.New(st, delivery.Config{Name: "archive", Stream: "plates", Sink: &localsink.Sink{Dir: out},
+		Compression: sink.Gzip, Delimiter: []byte("\n"), BufferInterval: delivery.MaxBufferInterval,
+		StateDir: t.TempDir(), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = d.Run(ctx) }()
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if s := d.Status(); s.DeliveredRecords != 500 {
+			return fmt.Errorf("%d of the 500 old records delivered", s.DeliveredRecords)
+		}
+		return nil
+	})
+	put(500, 600)
+	// The fresh records are read (the stream's checkpoint stays behind
+	// them) but stay buffered: the interval is 900 s.
+	testutil.WaitFor(t, 30*time.Second, func() error {
+		if s := d.Status(); s.BacklogRecords != 100 {
+			return fmt.Errorf("backlog %d, want the 100 fresh records", s.BacklogRecords)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	if s := d.Status(); s.DeliveredRecords != 500 {
+		t.Fatalf("delivered %d records; the fresh ones should wait for the interval", s.DeliveredRecords)
+	}
+	cancel()
+	wg.Wait()
+	n := 0
+	for _, lines := range readDelivered(t, out) {
+		n += len(lines)
+	}
+	if n != 500 {
+		t.Fatalf("%d records in the destination, want 500", n)
+	}
+}
