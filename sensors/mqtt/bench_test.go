@@ -92,32 +92,46 @@ func TestBenchReport(t *testing.T) {
 	gw := float64(n) / time.Since(start).Seconds()
 	stopIngest(t, in)
 
-	// The embedded broker, for reference: the publisher's PUBACK itself
-	// waits for the append.
-	addr := testutil.FreeAddr(t)
-	st2 := openStore(t, t.TempDir())
-	defer st2.Close()
-	emb, _ := startIngest(t, Config{Embedded: EmbeddedConfig{Addr: addr}}, st2)
-	var embRate float64
-	{
-		pubs := make([]paho.Client, 6)
-		for i := range pubs {
-			pubs[i] = mqtttest.Publisher(t, "tcp://"+addr, fmt.Sprintf("bench-emb-%d", i))
-		}
-		start = time.Now()
-		doneCh := make(chan struct{}, len(pubs))
-		for _, p := range pubs {
-			go func() { publishFlow(t, p, n/len(pubs), window); doneCh <- struct{}{} }()
-		}
-		for range pubs {
-			<-doneCh
-		}
-		embRate = float64(n/len(pubs)*len(pubs)) / time.Since(start).Seconds()
-	}
-	stopIngest(t, emb)
+	// The embedded broker: the publisher's own PUBACK waits for the
+	// durable append. Six publishers (six lanes), then one alone.
+	embRate := benchEmbedded(t, 6, n)
+	embOne := benchEmbedded(t, 1, n/5)
 
 	fmt.Printf("BENCH mqtt_mosquitto_qos1_pubsub %.0f msg/s\n", base)
 	fmt.Printf("BENCH mqtt_ingest_mosquitto_qos1_durable %.0f msg/s\n", gw)
 	fmt.Printf("BENCH mqtt_ingest_embedded_qos1_durable_6pub %.0f msg/s\n", embRate)
+	fmt.Printf("BENCH mqtt_ingest_embedded_qos1_durable_1pub %.0f msg/s\n", embOne)
 	fmt.Printf("RATIO mqtt_ingest_vs_mosquitto %.2f\n", gw/base)
+	fmt.Printf("RATIO mqtt_embedded_6pub_vs_mosquitto %.2f\n", embRate/base)
+	fmt.Printf("RATIO mqtt_embedded_1pub_vs_mosquitto %.2f\n", embOne/base)
+}
+
+// benchEmbedded runs the embedded broker on a real store and returns the
+// rate at which pubs publishers together get n QoS 1 messages durably
+// stored and acknowledged (each keeps up to 1000 unacknowledged).
+func benchEmbedded(t *testing.T, pubs, n int) float64 {
+	const window = 1000
+	addr := testutil.FreeAddr(t)
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	in, _ := startIngest(t, Config{Embedded: EmbeddedConfig{Addr: addr}}, st)
+	defer stopIngest(t, in)
+	cs := make([]paho.Client, pubs)
+	for i := range cs {
+		cs[i] = mqtttest.Publisher(t, "tcp://"+addr, fmt.Sprintf("bench-emb-%d", i))
+	}
+	per := n / pubs
+	start := time.Now()
+	done := make(chan struct{}, pubs)
+	for _, c := range cs {
+		go func() { publishFlow(t, c, per, window); done <- struct{}{} }()
+	}
+	for range cs {
+		<-done
+	}
+	rate := float64(per*pubs) / time.Since(start).Seconds()
+	if s := in.Status().Stored; s < int64(per*pubs) {
+		t.Fatalf("%d acknowledged but only %d stored", per*pubs, s)
+	}
+	return rate
 }
