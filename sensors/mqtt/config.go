@@ -14,6 +14,28 @@
 //     broker answers it, so the publisher's own PUBACK means "durable in the
 //     stream". There is no second hop to lose messages on a restart.
 //
+// The embedded broker pipelines each connection. mochi writes a QoS 1
+// PUBACK on the client's read loop right after its OnPublish hook returns
+// and has no hook that defers it; a hook that waited there for the append
+// would make each connection wait one fsync per message. So the hook
+// queues a routed QoS 0 or 1 message for the writer and rejects the packet
+// for now (mochi then neither acknowledges nor delivers it) and the read
+// loop goes on; a per-connection goroutine waits for each message's append
+// in arrival order and, once it is durable, injects the packet into the
+// broker again (Server.InjectPacket, marked so the hook lets it pass), and
+// mochi acknowledges and delivers it as usual. Up to the broker's receive
+// maximum (1024) messages, and at most queue_bytes of payload, wait per
+// connection; past that the connection is not read (backpressure). The
+// guarantees hold: a PUBACK only after the durable append; PUBACKs in
+// publish order per connection; records in publish order in the stream; if
+// a message is not stored (only when the gateway stops), nothing after it
+// on that connection is acknowledged and the client is disconnected, so it
+// resends. Limits: subscribers of the embedded broker get a routed message
+// only once it is stored; a QoS 2 publish is still stored inline on the
+// read loop (one fsync per such message per connection); a retried append
+// (store full, shard throttled) can put a record behind later ones of the
+// same connection, as in the external-broker mode.
+//
 // Delivery is at least once: a record may be stored twice when the ack of
 // a stored message was lost (redelivery); such redeliveries are counted.
 package mqtt

@@ -164,6 +164,12 @@ func (in *Ingest) Stop(ctx context.Context) error {
 		in.sub.close()
 	}
 	if in.broker != nil {
+		// Every verdict is in: send the PUBACKs still owed before closing.
+		// Those not sent by the time ctx ends are not an error: the
+		// clients send those messages again.
+		if ferr := in.broker.hook.flush(ctx); ferr != nil {
+			in.log.Warn("mqtt: stopped before every stored message was acknowledged; publishers will resend them", "err", ferr)
+		}
 		err = in.broker.close()
 	}
 	in.cancel()
