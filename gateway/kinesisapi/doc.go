@@ -50,6 +50,14 @@
 // limit, and autoscalers read throttling as "add shards". Records are
 // durable (fsynced by the store) before the 200 answer.
 //
+// Clients built with the Go SDK (aws-sdk-go-v2) should keep its retries:
+// when an answer comes back before net/http's writer goroutine has finished
+// with the request (easily so on a loaded host with the gateway on the same
+// machine), the SDK's closed request body makes net/http close the
+// connection under the response, and the call fails with "use of closed
+// network connection". The SDK's default retryer retries that error; with
+// RetryMaxAttempts 1 it reaches the caller. The gateway's answer was whole.
+//
 // # Authentication
 //
 // Without access keys in the config, requests are accepted signed or not,

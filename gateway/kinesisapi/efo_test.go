@@ -54,8 +54,10 @@ func TestEnhancedFanOut(t *testing.T) {
 	// Read as a consumer does: subscribe, take events until the subscription
 	// ends (its lifetime is 3 s here), then subscribe again after the
 	// continuation sequence number. A stream error also means "subscribe
-	// again" (the Go SDK, now and then, drops an event stream connection on
-	// its own side just after it opened).
+	// again": the Go SDK, now and then, closes an event stream connection on
+	// its own side just after it opened (the race that
+	// TestSDKConnectionRaceIsClientSide pins down; SDK retries do not cover
+	// an event stream already open).
 	var got []string
 	var cont string
 	putLater := true

@@ -221,14 +221,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // bodyReadTimeout bounds how long a client may take to send its body, so a
-// stalled upload cannot hold a connection (or memory) forever.
+// stalled upload cannot hold a connection (or memory) forever. It covers
+// the body only: net/http lifts it when the body is read to its end (its
+// background read of the connection starts with no deadline), so long
+// answers such as SubscribeToShard's are not cut.
 const bodyReadTimeout = 30 * time.Second
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, c codec, name string, fn opFunc) (any, error) {
 	if r.ContentLength > int64(s.cfg.MaxBodyBytes) {
 		return nil, s.tooLarge()
 	}
-	_ = http.NewResponseController(w).SetReadDeadline(s.now().Add(bodyReadTimeout))
+	// A network deadline: the real clock, whatever s.now says.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
 	// The body is read before anything is reserved: a client that announces
 	// a large body and sends nothing holds only what it sent, never the
 	// in-flight budget that every other writer needs.
