@@ -23,8 +23,9 @@
 // enhanced fan-out Register/Describe/List/DeregisterStreamConsumer and
 // SubscribeToShard (an AWS event stream, application/vnd.amazon.eventstream,
 // open for up to 5 minutes). StreamARN is accepted wherever StreamName is.
-// The consumer registry is kept in memory: consumers are forgotten when the
-// gateway restarts or the stream is deleted.
+// Registered consumers outlive a restart, as in Kinesis (Options.DataDir:
+// the file kinesis-consumers.json, replaced atomically on every change)
+// and go with their stream when it is deleted.
 //
 // Request bodies are capped (kinesis.max_body_bytes, 8 MiB) and so is the
 // sum of the bodies being handled at once (kinesis.max_inflight_bytes,

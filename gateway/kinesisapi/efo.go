@@ -3,6 +3,7 @@ package kinesisapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
@@ -19,8 +20,9 @@ import (
 // pushes records over an AWS event stream (application/vnd.amazon.eventstream)
 // for up to 5 minutes per call, as Kinesis does.
 //
-// The consumer registry lives in memory: consumers are lost when the gateway
-// restarts (the KCL registers its consumer again when it does not find it).
+// The consumer registry lives in memory and, when the server has a data
+// directory, in a file there (consumers_file.go): consumers outlive a
+// restart, as in Kinesis, and go with their stream.
 
 const (
 	maxConsumersPerStream = 20
@@ -125,11 +127,8 @@ func (s *Server) lookupConsumer(arn string) (*consumer, error) {
 	if c == nil {
 		return nil, newErr(ExResourceNotFound, "Consumer %s not found.", arn)
 	}
-	d, err := s.b.DescribeStream(c.stream)
-	if err != nil || d.ARN != c.streamARN || d.Created.After(c.created.Add(time.Second)) {
-		s.cons.mu.Lock()
-		delete(s.cons.byARN, arn)
-		s.cons.mu.Unlock()
+	if d, err := s.b.DescribeStream(c.stream); err != nil || !sameStream(d.ARN, d.Created, c) {
+		s.forgetConsumers(func(o *consumer) bool { return o.arn == arn })
 		return nil, newErr(ExResourceNotFound, "Consumer %s not found.", arn)
 	}
 	return c, nil
@@ -169,6 +168,10 @@ func (s *Server) registerStreamConsumer(_ context.Context, in *registerConsumerI
 	c := &consumer{name: *in.ConsumerName, streamARN: d.ARN, stream: d.Name, created: now,
 		arn: d.ARN + "/consumer/" + *in.ConsumerName + ":" + strconv.FormatInt(now.Unix(), 10)}
 	s.cons.byARN[c.arn] = c
+	if err := s.saveConsumersLocked(); err != nil {
+		delete(s.cons.byARN, c.arn)
+		return nil, fmt.Errorf("registering consumer %s: %w", c.name, err)
+	}
 	return struct {
 		Consumer consumerOut `json:"Consumer"`
 	}{c.out()}, nil
@@ -176,12 +179,27 @@ func (s *Server) registerStreamConsumer(_ context.Context, in *registerConsumerI
 
 // pruneConsumers forgets consumers of an earlier stream of the same name.
 func (s *Server) pruneConsumers(d stream.StreamDescription) {
+	s.forgetConsumers(func(c *consumer) bool { return c.streamARN == d.ARN && !sameStream(d.ARN, d.Created, c) })
+}
+
+// forgetConsumers drops the consumers gone matches, and saves the registry
+// if any went. A failed save is logged: the file then still lists them,
+// and the next load drops them again.
+func (s *Server) forgetConsumers(gone func(*consumer) bool) {
 	s.cons.mu.Lock()
 	defer s.cons.mu.Unlock()
+	n := 0
 	for arn, c := range s.cons.byARN {
-		if c.streamARN == d.ARN && d.Created.After(c.created.Add(time.Second)) {
+		if gone(c) {
 			delete(s.cons.byARN, arn)
+			n++
 		}
+	}
+	if n == 0 {
+		return
+	}
+	if err := s.saveConsumersLocked(); err != nil {
+		s.log.Error("saving the consumer registry", "err", err)
 	}
 }
 
@@ -231,8 +249,15 @@ func (s *Server) deregisterStreamConsumer(_ context.Context, in *consumerRefInpu
 		return nil, err
 	}
 	s.cons.mu.Lock()
+	defer s.cons.mu.Unlock()
+	if s.cons.byARN[c.arn] != c {
+		return nil, nil // deregistered meanwhile
+	}
 	delete(s.cons.byARN, c.arn)
-	s.cons.mu.Unlock()
+	if err := s.saveConsumersLocked(); err != nil {
+		s.cons.byARN[c.arn] = c
+		return nil, fmt.Errorf("deregistering consumer %s: %w", c.name, err)
+	}
 	return nil, nil
 }
 
@@ -475,11 +500,5 @@ func (s *Server) CloseSubscriptions() {
 
 // consumerStreamDeleted forgets the consumers of a deleted stream.
 func (s *Server) consumerStreamDeleted(name string) {
-	s.cons.mu.Lock()
-	defer s.cons.mu.Unlock()
-	for arn, c := range s.cons.byARN {
-		if c.stream == name {
-			delete(s.cons.byARN, arn)
-		}
-	}
+	s.forgetConsumers(func(c *consumer) bool { return c.stream == name })
 }

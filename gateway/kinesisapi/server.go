@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +60,9 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// Now is the clock for signature checks and metrics. Default time.Now.
 	Now func() time.Time
+	// DataDir, if set, keeps the enhanced fan-out consumer registry across
+	// restarts, in DataDir/kinesis-consumers.json. Empty: memory only.
+	DataDir string
 }
 
 // Server is the Kinesis Data Streams HTTP API over a Backend. It is an
@@ -75,13 +79,15 @@ type Server struct {
 	inflight *semaphore.Weighted // request body bytes being handled
 
 	cons         consumers
+	consFile     string        // the registry's file; "" keeps it in memory
 	subscribeFor time.Duration // SubscribeToShard lifetime; 5 minutes
 	closing      chan struct{}
 	closeOnce    sync.Once
 }
 
-// New returns a Server over b. It fails if opts.Config is invalid or the
-// metrics cannot be registered.
+// New returns a Server over b. It fails if opts.Config is invalid, the
+// consumer registry file cannot be read (ErrConsumersFile) or the metrics
+// cannot be registered.
 func New(b Backend, opts Options) (*Server, error) {
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
@@ -96,11 +102,17 @@ func New(b Backend, opts Options) (*Server, error) {
 	}
 	s.inflight = semaphore.NewWeighted(int64(s.cfg.MaxInflightBytes))
 	s.cons = consumers{byARN: map[string]*consumer{}, active: map[string]bool{}}
+	if opts.DataDir != "" {
+		s.consFile = filepath.Join(opts.DataDir, ConsumersFile)
+	}
 	s.subscribeFor = subscriptionLifetime
 	s.closing = make(chan struct{})
 	s.keys = map[string]string{}
 	for _, k := range s.cfg.Auth.AccessKeys {
 		s.keys[k.AccessKeyID] = k.SecretAccessKey
+	}
+	if err := s.loadConsumers(); err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(opts.Metrics)
 	if err != nil {

@@ -28,7 +28,7 @@ func init() {
 				env.Logger.Info("kinesis API disabled by kinesis.disabled")
 				return nil, nil
 			}
-			srv, err := kinesisapi.New(env.Store, kinesisapi.Options{Config: cfg, Logger: env.Logger, Metrics: env.Metrics})
+			srv, err := kinesisapi.New(env.Store, kinesisapi.Options{Config: cfg, Logger: env.Logger, Metrics: env.Metrics, DataDir: env.DataDir})
 			if err != nil {
 				return nil, err
 			}
