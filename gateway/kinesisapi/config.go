@@ -23,6 +23,7 @@ const (
 	DefaultMaxClockSkew  = 5 * time.Minute
 	DefaultListLimit     = 100
 	DefaultListShardsMax = 1000
+	DefaultRegion        = "us-east-1"
 )
 
 // Config is the kinesis section of the gateway's YAML file. The zero value
@@ -58,6 +59,11 @@ type AuthConfig struct {
 	// gateway's clock. Default 5m, as AWS. A Pi without a real-time clock
 	// may need more until NTP has synced.
 	MaxClockSkew config.Duration `yaml:"max_clock_skew"`
+	// Region is the region signatures must be scoped to (the client's
+	// configured region, e.g. AWS_REGION); a signature for another region
+	// is refused as AWS refuses it. Checked only with AccessKeys. Default
+	// us-east-1.
+	Region string `yaml:"region"`
 }
 
 // AccessKey is one accepted AWS credential pair. The secret is never logged.
@@ -69,7 +75,10 @@ type AccessKey struct {
 // String hides the secret so that a key printed by mistake leaks nothing.
 func (k AccessKey) String() string { return k.AccessKeyID + ":<secret>" }
 
-var accessKeyID = regexp.MustCompile(`^[A-Za-z0-9]{3,128}$`)
+var (
+	accessKeyID = regexp.MustCompile(`^[A-Za-z0-9]{3,128}$`)
+	regionName  = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+)
 
 // withDefaults returns c with zero values replaced by their defaults.
 func (c Config) withDefaults() Config {
@@ -84,6 +93,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Auth.MaxClockSkew.Duration == 0 {
 		c.Auth.MaxClockSkew.Duration = DefaultMaxClockSkew
+	}
+	if c.Auth.Region == "" {
+		c.Auth.Region = DefaultRegion
 	}
 	return c
 }
@@ -104,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if d := c.Auth.MaxClockSkew.Duration; d < 0 || d > 7*24*time.Hour {
 		errs = append(errs, config.Errorf("kinesis.auth.max_clock_skew", "%s: want 1s to 168h", d))
+	}
+	if r := c.Auth.Region; r != "" && !regionName.MatchString(r) {
+		errs = append(errs, config.Errorf("kinesis.auth.region", "%q: want a region name such as us-east-1 (lowercase letters, digits and hyphens)", r))
 	}
 	seen := map[string]bool{}
 	for i, k := range c.Auth.AccessKeys {

@@ -65,8 +65,9 @@
 // but only from loopback clients (kinesis.auth.allow_remote_unsigned opens
 // the API to a trusted LAN). With kinesis.auth.access_keys, every request
 // must carry a valid AWS Signature Version 4 of one of them, in the
-// Authorization header or as a presigned query; bad, expired and
-// not-yet-valid signatures get AWS's errors. Secrets are never logged.
+// Authorization header or as a presigned query, scoped to the service
+// kinesis and to kinesis.auth.region (default us-east-1); bad, expired,
+// not-yet-valid and wrongly scoped signatures get AWS's errors. Secrets are never logged.
 //
 // # Metrics
 //

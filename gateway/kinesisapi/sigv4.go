@@ -144,6 +144,11 @@ func (s *Server) verifySigV4(r *http.Request, body []byte) error {
 	if p.service != "kinesis" {
 		return invalidSig("Credential should be scoped to correct service: 'kinesis'.")
 	}
+	if p.region != s.cfg.Auth.Region {
+		// AWS's answer when a client signs for another region than the
+		// endpoint's (AWS_REGION set wrong, say).
+		return invalidSig("Credential should be scoped to a valid region, not '%s'.", p.region)
+	}
 	t, err := time.Parse(amzDateLayout, p.amzDate)
 	if err != nil {
 		return incomplete("X-Amz-Date must be in the ISO 8601 basic format yyyyMMdd'T'HHmmss'Z'.")

@@ -80,6 +80,11 @@ func TestSigV4(t *testing.T) {
 	wantCode(t, err, "InvalidSignatureException")
 	_, err = g.client("AKIDOTHER", "s3cr3t/with+chars").ListStreams(ctx, &kinesis.ListStreamsInput{})
 	wantCode(t, err, "UnrecognizedClientException")
+	// The right key, signed for another region (the SDK signs with its own).
+	_, err = g.clientIn("eu-west-1", "AKIDKAITEN", "s3cr3t/with+chars").ListStreams(ctx, &kinesis.ListStreamsInput{})
+	if ae := wantCode(t, err, "InvalidSignatureException"); ae.ErrorMessage() != "Credential should be scoped to a valid region, not 'eu-west-1'." {
+		t.Fatalf("wrong region: message %q", ae.ErrorMessage())
+	}
 
 	now := time.Now()
 	body := `{"StreamName":"signed"}`
@@ -129,6 +134,23 @@ func TestSigV4(t *testing.T) {
 	}
 }
 
+// TestSigV4Region: a gateway set to another region takes signatures for
+// that region only.
+func TestSigV4Region(t *testing.T) {
+	cfg := testKeys
+	cfg.Auth.Region = "ap-southeast-2"
+	g := newGateway(t, cfg)
+	ctx := ctxT(t)
+	must[*kinesis.ListStreamsOutput](t)(g.clientIn("ap-southeast-2", "AKIDKAITEN", "s3cr3t/with+chars").ListStreams(ctx, &kinesis.ListStreamsInput{}))
+	_, err := g.client("AKIDKAITEN", "s3cr3t/with+chars").ListStreams(ctx, &kinesis.ListStreamsInput{})
+	if ae := wantCode(t, err, "InvalidSignatureException"); ae.ErrorMessage() != "Credential should be scoped to a valid region, not 'us-east-1'." {
+		t.Fatalf("default-region client: message %q", ae.ErrorMessage())
+	}
+	// Without keys nothing is verified, so the region does not matter.
+	open := newGateway(t, Config{Auth: AuthConfig{Region: "ap-southeast-2"}})
+	must[*kinesis.ListStreamsOutput](t)(open.client("AKIDANY", "any").ListStreams(ctx, &kinesis.ListStreamsInput{}))
+}
+
 // TestLoopbackOnlyWithoutKeys checks the default: no keys, so requests from
 // other hosts are refused, loopback ones accepted signed or not.
 func TestLoopbackOnlyWithoutKeys(t *testing.T) {
@@ -161,13 +183,13 @@ func TestLoopbackOnlyWithoutKeys(t *testing.T) {
 
 func TestConfigValidation(t *testing.T) {
 	bad := Config{MaxBodyBytes: 10, CORSOrigins: []string{""},
-		Auth: AuthConfig{MaxClockSkew: config.Duration{Duration: -time.Second},
+		Auth: AuthConfig{MaxClockSkew: config.Duration{Duration: -time.Second}, Region: "US East 1",
 			AccessKeys: []AccessKey{{AccessKeyID: "a!", SecretAccessKey: ""}, {AccessKeyID: "a!", SecretAccessKey: "x"}}}}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, key := range []string{"kinesis.max_body_bytes", "kinesis.cors_origins[0]", "kinesis.auth.max_clock_skew",
+	for _, key := range []string{"kinesis.max_body_bytes", "kinesis.cors_origins[0]", "kinesis.auth.max_clock_skew", "kinesis.auth.region",
 		"kinesis.auth.access_keys[0].access_key_id", "kinesis.auth.access_keys[0].secret_access_key", "kinesis.auth.access_keys[1].access_key_id: \"a!\" is listed twice"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not name %s:\n%v", key, err)
@@ -196,7 +218,7 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := (Config{}).withDefaults()
-	if sample.MaxBodyBytes != def.MaxBodyBytes || sample.Auth.MaxClockSkew != def.Auth.MaxClockSkew ||
+	if sample.MaxBodyBytes != def.MaxBodyBytes || sample.Auth.MaxClockSkew != def.Auth.MaxClockSkew || sample.Auth.Region != def.Auth.Region ||
 		len(sample.CORSOrigins) != 1 || sample.CORSOrigins[0] != "*" || sample.Disabled || sample.Auth.AllowRemoteUnsigned {
 		t.Fatalf("sample.yaml does not show the defaults: %+v", sample)
 	}
