@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -331,19 +332,25 @@ func readStream(t *testing.T, httpAddr, name string) (map[string]streamRecord, m
 }
 
 // transient retries fn, at most twice, on the one transport error that is
-// not the gateway's: the Go SDK's own connection race, where net/http
-// closes the connection under a response the SDK is still reading
-// (net.ErrClosed, "use of closed network connection"; reproduced in
-// gateway/kinesisapi TestSDKConnectionRaceIsClientSide). A consumer with
-// the SDK's default retryer never sees it; this client has no SDK retries.
-// Reads with the same iterator are idempotent. Every other error, a
-// timeout or a reset included, is returned at once.
+// not the gateway's: the Go SDK's own connection race, where the answer
+// came and net/http closed the connection under it on the client's side (a
+// response error wrapping net.ErrClosed, "use of closed network
+// connection"; reproduced in gateway/kinesisapi
+// TestSDKConnectionRaceIsClientSide). A consumer with the SDK's default
+// retryer never sees it; this client has no SDK retries. Reads with the
+// same iterator are idempotent. Every other error, a timeout or a reset
+// included, is returned at once.
 func transient(fn func() error) error {
 	err := fn()
-	for attempt := 0; attempt < 2 && errors.Is(err, net.ErrClosed); attempt++ {
+	for attempt := 0; attempt < 2 && sdkConnRace(err); attempt++ {
 		err = fn()
 	}
 	return err
+}
+
+func sdkConnRace(err error) bool {
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && errors.Is(err, net.ErrClosed)
 }
 
 // recordID is the "id" field of a test record, or the whole data when it
