@@ -74,10 +74,35 @@ func FuzzHashKey(f *testing.F) {
 func FuzzDecodeValue(f *testing.F) {
 	b := make([]byte, valueLen("key", []byte("data")))
 	putValue(b, 123, "key", []byte("data"))
-	f.Add(b)
-	f.Add([]byte{1, 0, 0})
-	f.Fuzz(func(t *testing.T, v []byte) {
-		_, _, _, _ = decodeValueAlias(v) // must never panic
+	f.Add(uint64(7), b)
+	blk := make([]byte, blockHeaderMax+2*blockEntryLen("key", []byte("data")))
+	n := putBlockHeader(blk, 123, 2)
+	n += putBlockEntry(blk[n:], "key", []byte("data"))
+	n += putBlockEntry(blk[n:], "", nil)
+	f.Add(uint64(9), blk[:n])
+	f.Add(uint64(1), []byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 5, 1})
+	f.Fuzz(func(t *testing.T, key uint64, v []byte) {
+		// Must never panic, and never yield more records than the header
+		// says or bytes outside the value.
+		b, err := parseBlock(key, v)
+		if err != nil {
+			return
+		}
+		r := b.reader()
+		seen := 0
+		for {
+			ctr, _, data, ok, err := r.next()
+			if err != nil || !ok {
+				break
+			}
+			if ctr != b.first+uint64(seen) || len(data) > len(v) {
+				t.Fatalf("record %d: counter %d, %d bytes", seen, ctr, len(data))
+			}
+			seen++
+		}
+		if seen > b.count {
+			t.Fatalf("%d records from a block of %d", seen, b.count)
+		}
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -96,15 +97,18 @@ func (s *Store) seekTime(sh *shardState, ms int64) (uint64, error) {
 			hi = mid
 			continue
 		}
-		ctr := counterFromKey(it.Item().Key())
-		var a int64
-		if err := it.Item().Value(func(v []byte) error { a = arrivalOf(v); return nil }); err != nil {
+		b, err := blockAt(it.Item())
+		if err != nil {
 			return 0, fmt.Errorf("stream: seek time: %w", err)
 		}
-		if ctr >= hi || a >= ms {
+		switch {
+		case b.first >= hi:
 			hi = mid
-		} else {
-			lo = ctr + 1
+		case b.arrivalMs >= ms:
+			// All of the block's records arrived at once.
+			hi = max(b.first, lo)
+		default:
+			lo = min(b.last+1, hi)
 		}
 	}
 	return lo, nil
@@ -284,44 +288,93 @@ func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, m
 		defer txn.Discard()
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = sh.prefix
-		// Values are small and mostly inline in the LSM tree: reading them
-		// in the loop beats Badger's prefetch goroutines.
+		// One value is a block of records: reading it in the loop beats
+		// Badger's prefetch goroutines.
 		opts.PrefetchValues = false
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		bytes := 0
 		// Values are copied into one growing arena; each record's data and
 		// key alias it (data capped so an append by the caller reallocates).
+		// Sequence numbers are printed into a second arena.
 		arena := make([]byte, 0, min(limit, 256)*128)
+		var seqs []byte
+		var f seqFormatter
 		out.Records = make([]Record, 0, min(limit, 256))
+	blocks:
 		for it.Seek(recordKey(st.id, sh.idx, from)); it.Valid() && len(out.Records) < limit; it.Next() {
 			item := it.Item()
-			ctr := counterFromKey(item.Key())
-			if ctr > last {
+			key := counterFromKey(item.Key())
+			var b block
+			err := item.Value(func(v []byte) error {
+				var err error
+				if b, err = parseBlock(key, v); err != nil || b.first > last || b.last < from || b.arrivalMs < cut {
+					return err
+				}
+				if b.body == nil || b.first >= from {
+					start := len(arena)
+					arena = append(arena, v...)
+					b.v = arena[start:len(arena):len(arena)]
+					if b.body != nil {
+						b.body = b.v[len(v)-len(b.body):]
+					}
+					return nil
+				}
+				// Copy from the first record wanted on.
+				r := b.reader()
+				for r.ctr < from {
+					if _, _, _, _, err := r.next(); err != nil {
+						return err
+					}
+				}
+				start := len(arena)
+				arena = append(arena, b.body[r.off:]...)
+				b.body = arena[start:len(arena):len(arena)]
+				b.first = from
+				return nil
+			})
+			if err != nil {
+				return ReadResult{}, from, fmt.Errorf("stream: read %s/%s at %d: %w", st.name, sh.id, key, err)
+			}
+			if b.first > last {
 				break
 			}
-			start := len(arena)
-			if err := item.Value(func(v []byte) error { arena = append(arena, v...); return nil }); err != nil {
-				return ReadResult{}, from, fmt.Errorf("stream: read %s/%s: %w", st.name, sh.id, err)
+			if b.last < from {
+				continue
 			}
-			v := arena[start:len(arena):len(arena)]
-			arrival, pk, data, err := decodeValueAlias(v)
-			if err != nil {
-				return ReadResult{}, from, fmt.Errorf("stream: read %s/%s at %d: %w", st.name, sh.id, ctr, err)
-			}
-			if arrival < cut {
-				next = ctr + 1
+			if b.arrivalMs < cut {
+				next = b.last + 1
 				continue // expired: hidden at once, deleted by the next sweep
 			}
-			if bytes+len(data) > maxBytes && len(out.Records) > 0 {
-				break
+			put := uint64(b.arrivalMs / 1000)
+			arrival := msTime(b.arrivalMs)
+			r := b.reader()
+			for len(out.Records) < limit {
+				ctr, pk, data, ok, err := r.next()
+				if err != nil {
+					return ReadResult{}, from, fmt.Errorf("stream: read %s/%s at %d: %w", st.name, sh.id, r.ctr, err)
+				}
+				if !ok || ctr > last {
+					break
+				}
+				if ctr < from {
+					continue
+				}
+				if bytes+len(data) > maxBytes && len(out.Records) > 0 {
+					break blocks
+				}
+				bytes += len(data)
+				next = ctr + 1
+				d := f.digits(seqNum{created: sh.created, counter: ctr, put: put, shard: sh.idx})
+				if len(seqs)+len(d) > cap(seqs) {
+					seqs = make([]byte, 0, max(min(limit-len(out.Records), 256)*len(d), len(d)))
+				}
+				seqs = append(seqs, d...)
+				out.Records = append(out.Records, Record{
+					SequenceNumber: unsafe.String(&seqs[len(seqs)-len(d)], len(d)),
+					PartitionKey:   pk, Data: data, ArrivalTime: arrival,
+				})
 			}
-			bytes += len(data)
-			next = ctr + 1
-			out.Records = append(out.Records, Record{
-				SequenceNumber: seqNum{created: sh.created, counter: ctr, put: uint64(arrival / 1000), shard: sh.idx}.String(),
-				PartitionKey:   pk, Data: data, ArrivalTime: msTime(arrival),
-			})
 		}
 		if len(out.Records) < limit && next <= last && !it.Valid() {
 			next = last + 1

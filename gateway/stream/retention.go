@@ -83,8 +83,11 @@ func (c *commitState) firstOf(txn *badger.Txn, sh *shardState) (ctr uint64, arri
 	if !it.Valid() {
 		return 0, 0, false
 	}
-	_ = it.Item().Value(func(v []byte) error { arrival = arrivalOf(v); return nil })
-	return counterFromKey(it.Item().Key()), arrival, true
+	b, err := blockAt(it.Item())
+	if err != nil {
+		return 0, 0, false
+	}
+	return max(b.first, from), b.arrivalMs, true
 }
 
 // oldestStream is the stream whose oldest record is the oldest in the store.
@@ -136,9 +139,10 @@ func (c *commitState) evict(st *streamState, need int64) int64 {
 	return freed
 }
 
-// deleteFrom deletes records of sh from its trim horizon while more(arrival)
-// says so, at most max records; it adds the bytes to *freed and returns the
-// number deleted.
+// deleteFrom deletes records of sh from its trim horizon, a block at a
+// time, while more(arrival) says so and fewer than max records are
+// deleted; it adds the bytes to *freed and returns the number of records
+// and bytes deleted.
 func (c *commitState) deleteFrom(txn *badger.Txn, sh *shardState, more func(arrival int64) bool, max int, freed *int64) (int64, int64) {
 	p := c.touch(sh)
 	sp := c.streamPend(sh.owner)
@@ -150,24 +154,40 @@ func (c *commitState) deleteFrom(txn *badger.Txn, sh *shardState, more func(arri
 	var n, bytes int64
 	for it.Seek(recordKey(sh.owner.id, sh.idx, p.newFirst)); it.Valid() && n < int64(max); it.Next() {
 		item := it.Item()
-		var arrival int64
+		key := counterFromKey(item.Key())
+		var b block
 		var size int64
-		_ = item.Value(func(v []byte) error { arrival = arrivalOf(v); size = int64(len(v)); return nil })
-		if !more(arrival) {
+		err := item.Value(func(v []byte) error {
+			// A damaged block still goes when its time comes (by the arrival
+			// time in its header, if that is readable), its size a guess.
+			b, size = block{first: p.newFirst, last: key, arrivalMs: arrivalOf(v)}, int64(len(v))
+			pb, err := parseBlock(key, v)
+			if err != nil {
+				return err
+			}
+			if size, err = pb.size(); err != nil {
+				return err
+			}
+			b = pb
+			return nil
+		})
+		if err != nil {
+			c.s.log.Warn("deleting a damaged block", "stream", sh.owner.name, "shard", sh.id, "err", err)
+		}
+		if !more(b.arrivalMs) {
 			break
 		}
-		k := item.KeyCopy(nil)
-		size += int64(len(k))
-		c.del(k)
+		c.del(item.KeyCopy(nil))
 		if c.err != nil {
 			break
 		}
-		n++
+		recs := int64(b.last - b.first + 1)
+		n += recs
 		bytes += size
 		*freed += size
-		p.newFirst = counterFromKey(k) + 1
+		p.newFirst = b.last + 1
 		sp.bytes -= size
-		sp.records--
+		sp.records -= recs
 	}
 	return n, bytes
 }

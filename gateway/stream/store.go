@@ -423,7 +423,11 @@ func (s *Store) loadStream(txn *badger.Txn, st *streamState) error {
 		it := txn.NewIterator(opts)
 		it.Rewind()
 		if it.Valid() {
-			sh.first.Store(counterFromKey(it.Item().Key()))
+			b, e := blockAt(it.Item())
+			if e != nil {
+				err = fmt.Errorf("stream: load %s/%s: %w", st.name, shardID(sh.idx), e)
+			}
+			sh.first.Store(b.first)
 		} else {
 			sh.first.Store(hw + 1)
 		}

@@ -237,6 +237,7 @@ func (s *Store) writer() {
 // commitBuf is the writer's reusable memory.
 type commitBuf struct {
 	arena   []byte
+	seq     seqFormatter
 	touched []*shardState
 	streams []*streamState
 }
@@ -249,6 +250,11 @@ type shardPending struct {
 	lastMs   int64
 	n, bytes int64
 	newFirst uint64
+	// The records this commit appends to the shard, from counter firstCtr
+	// on, all arriving at arrival.
+	recs     []*Entry
+	firstCtr uint64
+	arrival  int64
 }
 
 type streamPending struct {
@@ -306,7 +312,7 @@ func (c *commitState) del(k []byte) {
 func (c *commitState) touch(sh *shardState) *shardPending {
 	p := &sh.pend
 	if p.gen != c.gen {
-		*p = shardPending{gen: c.gen, newFirst: sh.first.Load()}
+		*p = shardPending{gen: c.gen, newFirst: sh.first.Load(), recs: p.recs[:0]}
 		c.w.touched = append(c.w.touched, sh)
 	}
 	return p
@@ -327,19 +333,6 @@ func (s *Store) commit(w *commitBuf, batch []*putReq) {
 	w.streams = w.streams[:0]
 	now := s.now()
 	c := &commitState{s: s, w: w, gen: s.gen, txn: s.db.NewTransaction(true), nowMs: now.UnixMilli()}
-	size := 0
-	for _, r := range batch {
-		for i := range r.entries {
-			if r.results[i].Err == nil {
-				size += recordKeyLen + valueLen(r.entries[i].PartitionKey, r.entries[i].Data)
-			}
-		}
-	}
-	if cap(w.arena) < size {
-		w.arena = make([]byte, size+size/4)
-	}
-	arena := w.arena[:size]
-	off := 0
 	for _, r := range batch {
 		st := r.st
 		m := st.meta.Load()
@@ -358,8 +351,7 @@ func (s *Store) commit(w *commitBuf, batch []*putReq) {
 			}
 			e := &r.entries[i]
 			sh := st.shard(route(m.route, r.hashes[i]))
-			vl := valueLen(e.PartitionKey, e.Data)
-			recSize := int64(recordKeyLen + vl)
+			recSize := recordSize(e.PartitionKey, e.Data)
 			if !sh.allow(now, len(e.Data)+len(e.PartitionKey)) {
 				r.results[i].Err = fmt.Errorf("%w: %s/%s: rate exceeded for shard", ErrThroughputExceeded, st.name, sh.id)
 				s.m.throttled.Inc()
@@ -375,29 +367,26 @@ func (s *Store) commit(w *commitBuf, batch []*putReq) {
 				s.m.full.Inc()
 				continue
 			}
+			p := c.touch(sh)
+			if p.n == 0 {
+				// One arrival time for the shard's records of this commit,
+				// never before the shard's last one.
+				p.arrival = max(c.nowMs, sh.lastArrive)
+				sh.lastArrive = p.arrival
+				p.firstCtr = sh.next
+			}
 			ctr := sh.next
 			sh.next++
-			arrival := c.nowMs
-			if arrival < sh.lastArrive {
-				arrival = sh.lastArrive
-			}
-			sh.lastArrive = arrival
-			k := arena[off : off+recordKeyLen]
-			putRecordKey(k, st.id, sh.idx, ctr)
-			off += recordKeyLen
-			v := arena[off : off+vl]
-			putValue(v, arrival, e.PartitionKey, e.Data)
-			off += vl
-			c.set(badger.NewEntry(k, v))
-			p := c.touch(sh)
-			p.lastCtr, p.lastMs = ctr, arrival
+			p.recs = append(p.recs, e)
+			p.lastCtr, p.lastMs = ctr, p.arrival
 			p.n++
 			p.bytes += int64(len(e.Data))
 			sp.bytes += recSize
 			sp.records++
-			r.results[i] = PutResult{ShardID: sh.id, SequenceNumber: seqNum{created: sh.created, counter: ctr, put: uint64(arrival / 1000), shard: sh.idx}.String()}
+			r.results[i] = PutResult{ShardID: sh.id, SequenceNumber: w.seq.String(seqNum{created: sh.created, counter: ctr, put: uint64(p.arrival / 1000), shard: sh.idx})}
 		}
 	}
+	c.writeBlocks()
 	c.finish()
 	if c.err != nil {
 		err := fmt.Errorf("stream: append: %w", c.err)
@@ -414,6 +403,68 @@ func (s *Store) commit(w *commitBuf, batch []*putReq) {
 	}
 	for _, r := range batch {
 		r.done <- struct{}{}
+	}
+}
+
+// writeBlocks encodes each touched shard's new records into blocks of up to
+// maxBlockBytes and adds them to the transaction.
+func (c *commitState) writeBlocks() {
+	w := c.w
+	size := 0
+	for _, sh := range w.touched {
+		n := 0
+		for _, e := range sh.pend.recs {
+			n += blockEntryLen(e.PartitionKey, e.Data)
+		}
+		size += n + (1+n/maxBlockBytes)*(recordKeyLen+blockHeaderMax)
+	}
+	if cap(w.arena) < size {
+		w.arena = make([]byte, size+size/4)
+	}
+	arena := w.arena[:0]
+	for _, sh := range w.touched {
+		p := &sh.pend
+		recs := p.recs
+		ctr := p.firstCtr
+		for len(recs) > 0 {
+			// As many records as fit the block size (at least one).
+			n, bytes := 0, 0
+			for n < len(recs) {
+				l := blockEntryLen(recs[n].PartitionKey, recs[n].Data)
+				if n > 0 && bytes+l > maxBlockBytes {
+					break
+				}
+				n++
+				bytes += l
+			}
+			last := ctr + uint64(n) - 1
+			// A block's key and value must not move once handed to Badger:
+			// take them from the arena while it has room, else on their own.
+			need := recordKeyLen + blockHeaderMax + bytes
+			inArena := len(arena)+need <= cap(arena)
+			var buf []byte
+			if inArena {
+				buf = arena[len(arena) : len(arena)+need]
+			} else {
+				buf = make([]byte, need)
+			}
+			k := buf[:recordKeyLen]
+			putRecordKey(k, sh.owner.id, sh.idx, last)
+			v := buf[recordKeyLen:]
+			off := putBlockHeader(v, p.arrival, n)
+			for _, e := range recs[:n] {
+				off += putBlockEntry(v[off:], e.PartitionKey, e.Data)
+			}
+			v = v[:off]
+			if inArena {
+				arena = arena[:len(arena)+recordKeyLen+off]
+			}
+			c.set(badger.NewEntry(k, v))
+			recs = recs[n:]
+			ctr = last + 1
+		}
+		clear(p.recs)
+		p.recs = p.recs[:0]
 	}
 }
 
