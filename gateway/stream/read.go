@@ -297,10 +297,18 @@ func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, m
 		// Values are copied into one growing arena; each record's data and
 		// key alias it (data capped so an append by the caller reallocates).
 		// Sequence numbers are printed into a second arena.
-		arena := make([]byte, 0, min(limit, 256)*128)
+		// The arena grows in chunks, never by copying: records alias it.
+		var arena []byte
+		take := func(n int) []byte {
+			if len(arena)+n > cap(arena) {
+				arena = make([]byte, 0, max(n, min(maxBytes, 256<<10)))
+			}
+			arena = arena[:len(arena)+n]
+			return arena[len(arena)-n : len(arena) : len(arena)]
+		}
 		var seqs []byte
 		var f seqFormatter
-		out.Records = make([]Record, 0, min(limit, 256))
+		out.Records = make([]Record, 0, min(uint64(limit), last-from+1))
 	blocks:
 		for it.Seek(recordKey(st.id, sh.idx, from)); it.Valid() && len(out.Records) < limit; it.Next() {
 			item := it.Item()
@@ -312,9 +320,8 @@ func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, m
 					return err
 				}
 				if b.body == nil || b.first >= from {
-					start := len(arena)
-					arena = append(arena, v...)
-					b.v = arena[start:len(arena):len(arena)]
+					b.v = take(len(v))
+					copy(b.v, v)
 					if b.body != nil {
 						b.body = b.v[len(v)-len(b.body):]
 					}
@@ -327,9 +334,8 @@ func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, m
 						return err
 					}
 				}
-				start := len(arena)
-				arena = append(arena, b.body[r.off:]...)
-				b.body = arena[start:len(arena):len(arena)]
+				b.body = take(len(b.body) - r.off)
+				copy(b.body, r.b.body[r.off:])
 				b.first = from
 				return nil
 			})

@@ -126,8 +126,11 @@ func (f *seqFormatter) digits(s seqNum) []byte {
 			if i >= f.start {
 				d += f.buf[i] - '0'
 			}
-			carry = d / 10
-			f.buf[i] = '0' + d%10
+			carry = 0
+			if d >= 10 {
+				d, carry = d-10, 1
+			}
+			f.buf[i] = '0' + d
 			i--
 		}
 		f.start = min(f.start, i+1)

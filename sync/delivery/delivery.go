@@ -212,7 +212,7 @@ type shardState struct {
 	// The buffer: whole records (recs), or, in lean mode, only the data
 	// joined with the delimiter (raw) plus what identifies the batch.
 	recs    []stream.Record
-	raw     []byte
+	raw     chunks
 	n       int
 	first   string
 	firstAt time.Time
@@ -453,8 +453,8 @@ func (d *DeliveryStream) buffer(st *shardState, r stream.Record) {
 	}
 	st.n++
 	if d.lean {
-		st.raw = append(st.raw, r.Data...)
-		st.raw = append(st.raw, d.cfg.Delimiter...)
+		st.raw.write(r.Data)
+		st.raw.write(d.cfg.Delimiter)
 	} else {
 		st.recs = append(st.recs, r)
 	}
@@ -465,13 +465,14 @@ func (d *DeliveryStream) buffer(st *shardState, r stream.Record) {
 // pendingBatch is a shard's buffer handed to delivery.
 type pendingBatch struct {
 	recs        []stream.Record // full mode
-	raw         []byte          // lean mode
+	raw         chunks          // lean mode
 	n           int
 	first, last string
 	firstAt     time.Time
 }
 
 func (d *DeliveryStream) resetShard(st *shardState) {
+	st.raw.release()
 	st.recs, st.raw, st.n = nil, nil, 0
 	st.size = 0
 	st.last = ""
@@ -502,6 +503,7 @@ func (d *DeliveryStream) flush(ctx context.Context, st *shardState) error {
 // deliverBatch saves the batch's intent, transforms, delivers, sends
 // failures to the error output and checkpoints.
 func (d *DeliveryStream) deliverBatch(ctx context.Context, lk *leaseKeeper, pb pendingBatch) error {
+	defer pb.raw.release()
 	first, last := pb.first, pb.last
 	if err := d.saveIntent(lk.shard, intent{First: first, Last: last}); err != nil {
 		return err
@@ -598,7 +600,7 @@ func (d *DeliveryStream) deliver(ctx context.Context, lk *leaseKeeper, id string
 		var err error
 		name := d.cfg.Name + "-" + sink.UUID(id)
 		if d.lean {
-			body, err = sink.Encode([]sink.Record{{Data: pb.raw}}, nil, d.cfg.Compression, name)
+			body, err = sink.Encode(pb.raw.records(), nil, d.cfg.Compression, name)
 			count = pb.n
 		} else {
 			body, err = sink.Encode(recs, d.cfg.Delimiter, d.cfg.Compression, name)
