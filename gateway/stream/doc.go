@@ -19,6 +19,15 @@
 // Resharding, deletion, retention sweeps and evictions run on the same
 // goroutine between commits, so they never race with appends.
 //
+// # Storage
+//
+// The records one commit appends to one shard are stored as blocks of up
+// to 32 KiB, each one Badger entry keyed by its last counter (keys.go):
+// a commit's records have consecutive counters and one arrival time, so a
+// block needs neither per record. Badger's cost per entry (iterator steps,
+// key copies, allocations) is paid per block, not per record. Retention
+// and eviction delete whole blocks.
+//
 // # Clocks
 //
 // A Pi has no real-time clock: it boots with a saved time and jumps when NTP

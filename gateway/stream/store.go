@@ -235,7 +235,7 @@ func badgerOptions(o Options) badger.Options {
 		WithBaseLevelSize(16 << 20).
 		WithLevelSizeMultiplier(10).
 		WithValueLogFileSize(64 << 20).
-		WithValueThreshold(4 << 10).
+		WithValueThreshold(valueThreshold(o.MemTableSize)).
 		WithBlockCacheSize(o.BlockCacheSize).
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2).
@@ -251,6 +251,14 @@ func badgerOptions(o Options) badger.Options {
 	// would blow the memory budget of a small board.
 	bo.TableSizeMultiplier = 1
 	return bo
+}
+
+// valueThreshold keeps blocks (up to maxBlockBytes of records) inside the
+// LSM tree, where compaction reclaims the space of expired ones; only a
+// larger record goes to the value log. Badger caps the threshold at 15 %
+// of the memtable (its largest batch).
+func valueThreshold(memtable int64) int64 {
+	return min(2*maxBlockBytes, memtable*15/100-1)
 }
 
 // openBadger opens Badger, turning a panic on damaged files (it panics on
