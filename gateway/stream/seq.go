@@ -98,47 +98,89 @@ func (s seqNum) format(buf *[64]byte) int {
 	return i
 }
 
-// counterStep is 2^80, the step between the decimal forms of consecutive
-// counters with the same put time (the counter starts at bit 80).
-const counterStep = "1208925819614629174706176"
+// The next counter of the same shard and put second is 2^80 more: in
+// limbs of 19 decimal digits, 120892 and 5819614629174706176.
+const (
+	limb        = 10_000_000_000_000_000_000 // 1e19
+	stepLow     = 5_819_614_629_174_706_176
+	stepMid     = 120_892
+	seqDigitsHi = 64 - 2*19 // where the middle limb starts in the buffer
+)
 
 // seqFormatter prints runs of sequence numbers: the next counter of the
-// same shard and put second is one decimal addition away from the last
-// number printed, instead of a 192-bit division.
+// same shard and put second is a limb addition away from the last number
+// printed, instead of a 192-bit division.
 type seqFormatter struct {
-	buf   [64]byte
-	start int
-	last  seqNum
-	ok    bool
+	buf         [64]byte
+	start       int
+	lo, mid, hi uint64 // the last number in limbs of 19 digits
+	last        seqNum
+	ok          bool
 }
 
 // digits returns s in decimal; the bytes are valid until the next call.
 func (f *seqFormatter) digits(s seqNum) []byte {
 	l := f.last
+	f.last = s
 	if f.ok && s.counter == l.counter+1 && s.put == l.put && s.created == l.created && s.shard == l.shard {
-		carry := byte(0)
-		i := len(f.buf) - 1
-		for j := len(counterStep) - 1; j >= 0 || carry != 0; j-- {
-			d := carry
-			if j >= 0 {
-				d += counterStep[j] - '0'
-			}
-			if i >= f.start {
-				d += f.buf[i] - '0'
-			}
-			carry = 0
-			if d >= 10 {
-				d, carry = d-10, 1
-			}
-			f.buf[i] = '0' + d
-			i--
+		f.lo += stepLow
+		f.mid += stepMid
+		if f.lo >= limb {
+			f.lo -= limb
+			f.mid++
 		}
-		f.start = min(f.start, i+1)
-	} else {
-		f.start = s.format(&f.buf)
+		put19(f.buf[64-19:], f.lo)
+		if f.mid >= limb {
+			f.mid -= limb
+			f.hi++
+			f.start = f.putHigh()
+		}
+		put19(f.buf[seqDigitsHi:64-19], f.mid)
+		return f.buf[f.start:]
 	}
-	f.last, f.ok = s, true
+	w := s.words()
+	var r [3]uint64
+	for k := range r {
+		w[2], r[k] = bits.Div64(0, w[2], limb)
+		w[1], r[k] = bits.Div64(r[k], w[1], limb)
+		w[0], r[k] = bits.Div64(r[k], w[0], limb)
+	}
+	f.lo, f.mid, f.hi = r[0], r[1], r[2]
+	if w[0] != 0 || w[1] != 0 || w[2] != 0 || f.hi == 0 {
+		// Not the 56-digit shape of a real sequence number: print it the
+		// long way and do not step from it.
+		f.ok = false
+		f.start = s.format(&f.buf)
+		return f.buf[f.start:]
+	}
+	f.ok = true
+	put19(f.buf[64-19:], f.lo)
+	put19(f.buf[seqDigitsHi:64-19], f.mid)
+	f.start = f.putHigh()
 	return f.buf[f.start:]
+}
+
+// putHigh prints the high limb (no leading zeros) before the middle one
+// and returns where the number starts.
+func (f *seqFormatter) putHigh() int {
+	i := seqDigitsHi
+	for h := f.hi; h > 0; h /= 10 {
+		i--
+		f.buf[i] = byte('0' + h%10)
+	}
+	return i
+}
+
+// put19 prints v (< 1e19) as exactly 19 digits into b.
+func put19(b []byte, v uint64) {
+	_ = b[18]
+	for i := 17; i >= 1; i -= 2 {
+		q := v / 100
+		p := (v - q*100) * 2
+		b[i], b[i+1] = digitPairs[p], digitPairs[p+1]
+		v = q
+	}
+	b[0] = byte('0' + v)
 }
 
 // String is s in decimal (one allocation).
