@@ -135,8 +135,7 @@ func startFakeIngest(t *testing.T, st Appender) (in *Ingest, addr string, stop f
 	if err != nil {
 		t.Fatal(err)
 	}
-	var once sync.Once
-	stop = func(ctx context.Context) { once.Do(func() { in.Stop(ctx) }) }
+	stop = func(ctx context.Context) { _ = in.Stop(ctx) } // Stop runs once however often it is called
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

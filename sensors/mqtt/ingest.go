@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,6 +35,9 @@ type Ingest struct {
 	cancel context.CancelFunc
 	broker *broker
 	sub    *subscriber
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // describer is implemented by *stream.Store; Start uses it, when
@@ -148,6 +152,11 @@ func (in *Ingest) Status() Status {
 // ctx ends), acknowledges them, and closes the broker or the connection.
 // Messages not appended by then stay unacknowledged and are sent again.
 func (in *Ingest) Stop(ctx context.Context) error {
+	in.stopOnce.Do(func() { in.stopErr = in.stop(ctx) })
+	return in.stopErr
+}
+
+func (in *Ingest) stop(ctx context.Context) error {
 	in.w.stop()
 	done := make(chan struct{})
 	go func() {

@@ -202,6 +202,9 @@ func stopIngest(t testing.TB, in *Ingest) {
 	if err := in.Stop(ctx); err != nil {
 		t.Errorf("stop: %v", err)
 	}
+	if err := in.Stop(ctx); err != nil { // a second Stop is harmless
+		t.Errorf("second stop: %v", err)
+	}
 }
 
 // brokerKind is one of the two ways the gateway meets MQTT; the suite
