@@ -54,7 +54,8 @@
 // shards whose records have all expired are dropped from the stream. Byte
 // caps (per stream and store-wide) count keys plus data; when a cap is
 // reached the policy either rejects new records with ErrFull (retriable;
-// nothing stored is touched) or evicts the oldest records first.
+// nothing stored is touched) or evicts the oldest records first (whole
+// blocks, so up to one block more than needed).
 //
 // # Consumers
 //
