@@ -25,7 +25,7 @@ func putRecords(t *testing.T, addr string, batches int, led *ledger) {
 	t.Helper()
 	kc := kinesisClient(addr, time.Minute)
 	pad := strings.Repeat("p", 150)
-	big := strings.Repeat("B", 70_000) // above the store's 64 KiB value threshold: these go to the value log
+	big := strings.Repeat("B", 6000)
 	for b := 0; b < batches; b++ {
 		entries := make([]ktypes.PutRecordsRequestEntry, 500)
 		ids := make([]string, len(entries))

@@ -23,7 +23,11 @@ func TestBlocks(t *testing.T) {
 		var entries []Entry
 		for i := 0; i < 500; i++ {
 			n := len(want)
-			d := bytes.Repeat([]byte{byte('a' + n%26)}, 1+n%300) // 32 KiB blocks fill after about 200
+			size := 1 + n%300 // 4 KiB blocks fill after about 25
+			if n%97 == 0 {
+				size = 6000 // a block of its own, in the value log
+			}
+			d := bytes.Repeat([]byte{byte('a' + n%26)}, size)
 			d = fmt.Appendf(d, "#%d", n)
 			entries = append(entries, Entry{PartitionKey: fmt.Sprintf("k%d", n%7), Data: d})
 			want = append(want, d)
@@ -44,8 +48,8 @@ func TestBlocks(t *testing.T) {
 		}
 		return nil
 	})
-	if blocks < 8 {
-		t.Fatalf("%d blocks for 4 commits of about 75 KiB", blocks)
+	if blocks < 40 {
+		t.Fatalf("%d blocks for 4 commits of about 100 KiB", blocks)
 	}
 	all := readAll(t, s, "b", "shardId-000000000000")
 	if len(all) != len(want) {
@@ -62,7 +66,7 @@ func TestBlocks(t *testing.T) {
 		limit := 1 + rng.IntN(700)
 		maxBytes := 0
 		if rng.IntN(2) == 0 {
-			maxBytes = 1 + rng.IntN(40000)
+			maxBytes = 1 + rng.IntN(20000)
 		}
 		after := ""
 		if i > 0 {

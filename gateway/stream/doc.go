@@ -22,7 +22,7 @@
 // # Storage
 //
 // The records one commit appends to one shard are stored as blocks of up
-// to 32 KiB, each one Badger entry keyed by its last counter (keys.go):
+// to 4 KiB, each one Badger entry keyed by its last counter (keys.go):
 // a commit's records have consecutive counters and one arrival time, so a
 // block needs neither per record. Badger's cost per entry (iterator steps,
 // key copies, allocations) is paid per block, not per record. Retention

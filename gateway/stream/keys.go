@@ -87,13 +87,14 @@ func counterFromKey(k []byte) uint64 { return binary.BigEndian.Uint64(k[9:17]) }
 //	version(1)=2 arrival-ms(8) count(uvarint) { keylen(uvarint) key datalen(uvarint) data }*count
 //
 // Blocks amortise Badger's per-entry cost (allocations on the write path,
-// iterator steps on the read path) over up to maxBlockBytes of records.
+// iterator steps on the read path) over up to maxBlockBytes of records
+// (about 35 records of 100 bytes).
 const (
 	valueVersion = 1
 	blockVersion = 2
-	// maxBlockBytes caps a block's payload; a record larger than that is a
-	// block on its own.
-	maxBlockBytes = 32 << 10
+	// maxBlockBytes caps a block's payload so that the block stays below
+	// Badger's value threshold; a larger record is a block on its own.
+	maxBlockBytes = valueThreshold - blockHeaderMax - 1
 	// blockHeaderMax is the largest block header.
 	blockHeaderMax = 1 + 8 + binary.MaxVarintLen64
 )

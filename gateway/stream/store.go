@@ -235,7 +235,7 @@ func badgerOptions(o Options) badger.Options {
 		WithBaseLevelSize(16 << 20).
 		WithLevelSizeMultiplier(10).
 		WithValueLogFileSize(64 << 20).
-		WithValueThreshold(valueThreshold(o.MemTableSize)).
+		WithValueThreshold(valueThreshold).
 		WithBlockCacheSize(o.BlockCacheSize).
 		WithIndexCacheSize(4 << 20).
 		WithNumCompactors(2).
@@ -253,13 +253,12 @@ func badgerOptions(o Options) badger.Options {
 	return bo
 }
 
-// valueThreshold keeps blocks (up to maxBlockBytes of records) inside the
-// LSM tree, where compaction reclaims the space of expired ones; only a
-// larger record goes to the value log. Badger caps the threshold at 15 %
-// of the memtable (its largest batch).
-func valueThreshold(memtable int64) int64 {
-	return min(2*maxBlockBytes, memtable*15/100-1)
-}
+// valueThreshold: values below it live in the LSM tree, larger ones in
+// the value log. Blocks are cut to stay below it (maxBlockBytes), so
+// compaction reclaims expired blocks and only a record of 4 KiB or more,
+// a block on its own, goes to the value log; big records in the LSM tree
+// would cost memtable and compaction memory a small board does not have.
+const valueThreshold = 4 << 10
 
 // openBadger opens Badger, turning a panic on damaged files (it panics on
 // some truncated tables) into an error.
