@@ -298,17 +298,22 @@ func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, m
 		// key alias it (data capped so an append by the caller reallocates).
 		// Sequence numbers are printed into a second arena.
 		// The arena grows in chunks, never by copying: records alias it.
+		// The first chunk is sized for what the read may return (a follower
+		// reading one new record at a time takes a block, not 256 KiB).
+		want := min(uint64(limit), last-from+1)
 		var arena []byte
+		chunk := int(min(want*160, 256<<10, uint64(maxBytes)+valueThreshold))
 		take := func(n int) []byte {
 			if len(arena)+n > cap(arena) {
-				arena = make([]byte, 0, max(n, min(maxBytes, 256<<10)))
+				arena = make([]byte, 0, max(n, chunk))
+				chunk = 256 << 10
 			}
 			arena = arena[:len(arena)+n]
 			return arena[len(arena)-n : len(arena) : len(arena)]
 		}
 		var seqs []byte
 		var f seqFormatter
-		out.Records = make([]Record, 0, min(uint64(limit), last-from+1))
+		out.Records = make([]Record, 0, want)
 	blocks:
 		for it.Seek(recordKey(st.id, sh.idx, from)); it.Valid() && len(out.Records) < limit; it.Next() {
 			item := it.Item()
