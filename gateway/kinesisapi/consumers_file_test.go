@@ -197,3 +197,23 @@ func TestConsumersFileUnreadable(t *testing.T) {
 		t.Fatalf("no new registry file: %v", err)
 	}
 }
+
+// A registration that cannot be saved is refused and not kept: a consumer
+// answered ACTIVE would otherwise vanish at the next restart.
+func TestConsumerRegistrationNotSaved(t *testing.T) {
+	g := newGateway(t, Config{})
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.srv.consFile = filepath.Join(notDir, ConsumersFile) // cannot be written
+	ctx := ctxT(t)
+	c := g.client("AKIDTEST", "secret")
+	must[*kinesis.CreateStreamOutput](t)(c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("s"), ShardCount: aws.Int32(1)}))
+	arn := must[*kinesis.DescribeStreamSummaryOutput](t)(c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("s")})).StreamDescriptionSummary.StreamARN
+	_, err := c.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: arn, ConsumerName: aws.String("x")})
+	wantCode(t, err, "InternalFailureException")
+	if got := listConsumers(t, c, arn); len(got) != 0 {
+		t.Fatalf("an unsaved registration was kept: %v", got)
+	}
+}

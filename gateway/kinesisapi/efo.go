@@ -3,7 +3,6 @@ package kinesisapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
@@ -170,7 +169,7 @@ func (s *Server) registerStreamConsumer(_ context.Context, in *registerConsumerI
 	s.cons.byARN[c.arn] = c
 	if err := s.saveConsumersLocked(); err != nil {
 		delete(s.cons.byARN, c.arn)
-		return nil, fmt.Errorf("registering consumer %s: %w", c.name, err)
+		return nil, s.registryNotSaved("registering consumer "+c.name, err)
 	}
 	return struct {
 		Consumer consumerOut `json:"Consumer"`
@@ -256,9 +255,17 @@ func (s *Server) deregisterStreamConsumer(_ context.Context, in *consumerRefInpu
 	delete(s.cons.byARN, c.arn)
 	if err := s.saveConsumersLocked(); err != nil {
 		s.cons.byARN[c.arn] = c
-		return nil, fmt.Errorf("deregistering consumer %s: %w", c.name, err)
+		return nil, s.registryNotSaved("deregistering consumer "+c.name, err)
 	}
 	return nil, nil
+}
+
+// registryNotSaved logs why the registry file could not be written and
+// answers a retriable InternalFailure that names no path of the gateway.
+func (s *Server) registryNotSaved(op string, err error) error {
+	s.log.Error(op+": the consumer registry could not be saved", "err", err)
+	return &apiError{Status: http.StatusInternalServerError, Type: ExInternalFailure,
+		Message: "The gateway could not save its consumer registry; retry later."}
 }
 
 func (s *Server) listStreamConsumers(_ context.Context, in *listConsumersInput) (any, error) {
