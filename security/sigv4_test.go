@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -206,4 +207,27 @@ func TestSigV4Rejections(t *testing.T) {
 	if forged != 0 || n < 2 {
 		t.Fatalf("stream holds %d records, %d forged; want the signed ones only", n, forged)
 	}
+}
+
+// TestSigV4RegionFollowsStore: with no kinesis.auth.region, signatures
+// must be scoped to store.region, the region the gateway's ARNs name.
+func TestSigV4RegionFollowsStore(t *testing.T) {
+	d := daemon(t, sigv4Config()+"store:\n  region: eu-west-1\n")
+	ctx := ctxT(t)
+	client := func(region string) *kinesis.Client {
+		return kinesis.New(kinesis.Options{
+			Region:       region,
+			BaseEndpoint: aws.String("http://" + d.HTTPAddr),
+			Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
+		})
+	}
+	out, err := client("eu-west-1").ListStreams(ctx, &kinesis.ListStreamsInput{})
+	if err != nil {
+		t.Fatalf("a client in the store's region: %v", err)
+	}
+	if len(out.StreamSummaries) == 0 || !strings.Contains(aws.ToString(out.StreamSummaries[0].StreamARN), ":eu-west-1:") {
+		t.Fatalf("stream summaries %+v: want ARNs in eu-west-1", out.StreamSummaries)
+	}
+	_, err = client("us-east-1").ListStreams(ctx, &kinesis.ListStreamsInput{})
+	wantCode(t, err, "InvalidSignatureException")
 }

@@ -62,7 +62,7 @@ type AuthConfig struct {
 	// Region is the region signatures must be scoped to (the client's
 	// configured region, e.g. AWS_REGION); a signature for another region
 	// is refused as AWS refuses it. Checked only with AccessKeys. Default
-	// us-east-1.
+	// us-east-1 (the daemon defaults it to store.region).
 	Region string `yaml:"region"`
 }
 

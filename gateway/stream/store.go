@@ -464,6 +464,9 @@ func (s *Store) loadStream(txn *badger.Txn, st *streamState) error {
 	return err
 }
 
+// Region is the region of the store's ARNs (Options.Region).
+func (s *Store) Region() string { return s.opts.Region }
+
 // Close waits for in-flight appends, then closes Badger. Further calls
 // return ErrClosed.
 func (s *Store) Close() error {

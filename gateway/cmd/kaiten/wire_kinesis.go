@@ -28,6 +28,10 @@ func init() {
 				env.Logger.Info("kinesis API disabled by kinesis.disabled")
 				return nil, nil
 			}
+			if cfg.Auth.Region == "" {
+				// Sign for the region the gateway's ARNs name.
+				cfg.Auth.Region = env.Store.Region()
+			}
 			srv, err := kinesisapi.New(env.Store, kinesisapi.Options{Config: cfg, Logger: env.Logger, Metrics: env.Metrics, DataDir: env.DataDir})
 			if err != nil {
 				return nil, err
