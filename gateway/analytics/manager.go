@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/config"
+	"github.com/kaiten-edge/kaiten/internal/atomicfile"
 )
 
 // Manager errors, for the admin endpoint.
@@ -171,20 +172,7 @@ func (m *Manager) saveAdded() error {
 	if err != nil {
 		return err
 	}
-	path := m.apiFile()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o640); err != nil {
-		return fmt.Errorf("analytics: save queries: %w", err)
-	}
-	f, err := os.Open(tmp)
-	if err == nil {
-		err = f.Sync()
-		f.Close()
-	}
-	if err != nil {
-		return fmt.Errorf("analytics: save queries: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(m.apiFile(), raw, 0o640); err != nil {
 		return fmt.Errorf("analytics: save queries: %w", err)
 	}
 	return nil

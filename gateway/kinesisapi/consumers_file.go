@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kaiten-edge/kaiten/internal/atomicfile"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 )
@@ -107,40 +107,8 @@ func (s *Server) saveConsumersLocked() error {
 	if err != nil {
 		return fmt.Errorf("%w: encoding: %w", ErrConsumersFile, err)
 	}
-	if err := writeFileAtomic(s.consFile, append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile(s.consFile, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("%w: saving: %w", ErrConsumersFile, err)
 	}
 	return nil
-}
-
-// writeFileAtomic replaces path with data: a crash leaves the old file or
-// the new one, never a torn one.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op once renamed
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

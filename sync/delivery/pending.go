@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kaiten-edge/kaiten/internal/atomicfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,23 +32,7 @@ func (d *DeliveryStream) saveIntent(shardID string, in intent) error {
 	}
 	raw, _ := json.Marshal(in)
 	path := d.intentPath(shardID)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fmt.Errorf("intent: %w", err)
-	}
-	if _, err := f.Write(raw); err != nil {
-		f.Close()
-		return fmt.Errorf("intent: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("intent: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("intent: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, raw, 0o640); err != nil {
 		return fmt.Errorf("intent: %w", err)
 	}
 	return nil

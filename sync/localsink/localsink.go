@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/internal/atomicfile"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
@@ -63,23 +64,7 @@ func (s *Sink) write(key string, body []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("localsink: %w", err)
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fmt.Errorf("localsink: %w", err)
-	}
-	_, err = f.Write(body)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.WriteFile(path, body, 0o640); err != nil {
 		return fmt.Errorf("localsink: %w", err)
 	}
 	return nil
