@@ -165,3 +165,24 @@ func TestSeqFormatter(t *testing.T) {
 		s.counter++
 	}
 }
+
+// TestDiskBytes: the disk figure follows what was written at once (Badger's
+// own estimate is refreshed once a minute).
+func TestDiskBytes(t *testing.T) {
+	s := openTest(t)
+	mustCreate(t, s, "d", 1)
+	before := s.Stats().DiskBytes
+	data := bytes.Repeat([]byte("x"), 1000)
+	for i := 0; i < 8; i++ {
+		entries := make([]Entry, 250)
+		for j := range entries {
+			entries[j] = Entry{PartitionKey: fmt.Sprint(j), Data: data}
+		}
+		if _, err := s.PutBatch(context.Background(), "d", entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := s.Stats().DiskBytes; after-before < 1<<20 {
+		t.Fatalf("disk bytes %d before and %d after writing 2 MB", before, after)
+	}
+}

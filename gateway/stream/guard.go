@@ -172,6 +172,29 @@ func freeBytes(dir string) (uint64, error) {
 	return uint64(fs.Bavail) * uint64(fs.Bsize), nil
 }
 
+// diskUsage is the space the regular files in dir take on disk: blocks
+// allocated, so preallocated but unwritten parts of Badger's files count
+// for what they hold.
+func diskUsage(dir string) int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			total += st.Blocks * 512
+		} else {
+			total += fi.Size()
+		}
+	}
+	return total
+}
+
 // diskRoom is the free-space guard: Badger writes through memory-mapped
 // files, and a write into a mapping on a full filesystem kills the process
 // (SIGBUS). So appends stop, with the retriable ErrFull, while less than

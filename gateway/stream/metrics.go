@@ -90,10 +90,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // Stats returns a snapshot of sizes and traffic.
 func (s *Store) Stats() Stats {
 	out := Stats{MaxBytes: s.opts.MaxBytes}
-	if !s.closed.Load() {
-		lsm, vlog := s.db.Size()
-		out.DiskBytes = lsm + vlog
-	}
+	out.DiskBytes = diskUsage(s.opts.Dir)
 	for _, name := range s.ListStreams() {
 		st, err := s.lookup(name)
 		if err != nil {

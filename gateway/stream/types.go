@@ -329,6 +329,7 @@ type Stats struct {
 	Streams  []StreamStats
 	Bytes    int64 // logical bytes in all streams
 	MaxBytes int64 // store-wide cap, 0 if none
-	// DiskBytes is Badger's own size on disk (LSM plus value log).
+	// DiskBytes is the space the store's files take on disk now (allocated
+	// blocks; Badger's own size estimate lags by up to a minute).
 	DiskBytes int64
 }
