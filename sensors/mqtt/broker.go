@@ -64,7 +64,7 @@ func startBroker(addr string, fallback bool, users []User, w *writer, log *slog.
 		ln.Close()
 		return nil, fmt.Errorf("mqtt: broker hook: %w", err)
 	}
-	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+	if err := srv.AddListener(listeners.NewNet(listenerID, ln)); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("mqtt: broker listener: %w", err)
 	}
@@ -75,7 +75,24 @@ func startBroker(addr string, fallback bool, users []User, w *writer, log *slog.
 	return &broker{srv: srv, hook: hook, addr: ln.Addr().String()}, nil
 }
 
-func (b *broker) close() error { return b.srv.Close() }
+// close stops the broker. mochi's Close disconnects a listener's clients
+// through Clients.GetByListener, which takes the clients' read lock twice
+// (it calls Len under it): a client leaving at that moment queues for the
+// write lock in between and both wait for ever (seen as a hung shutdown).
+// So the listener is closed here without that step, and the clients are
+// disconnected from a copy of the map, before mochi's Close.
+func (b *broker) close() error {
+	b.srv.Listeners.Close(listenerID, func(string) {})
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	return b.srv.Close()
+}
+
+// listenerID names the broker's one listener.
+const listenerID = "tcp"
 
 // ingestHook lets every client connect and publish (the embedded broker
 // listens on loopback by default) and stores routed publishes. Topics no

@@ -383,3 +383,56 @@ func TestEmbeddedManyPublishersLoseNothing(t *testing.T) {
 		return nil
 	})
 }
+
+// TestEmbeddedStopWhileClientsChurn stops the embedded broker again and
+// again while clients connect and leave: Stop must return (mochi's own
+// Close can deadlock against a client leaving at that moment).
+func TestEmbeddedStopWhileClientsChurn(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	for round := 0; round < 10; round++ {
+		addr := testutil.FreeAddr(t)
+		in, err := Start(Config{Embedded: EmbeddedConfig{Addr: addr}}, "demo-store", Options{Store: st, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		quit := make(chan struct{})
+		var wg sync.WaitGroup
+		for c := 0; c < 6; c++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-quit:
+						return
+					default:
+					}
+					o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("churn-%d-%d-%d", round, c, i)).
+						SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(time.Second)
+					cl := paho.NewClient(o)
+					if tok := cl.Connect(); tok.WaitTimeout(2*time.Second) && tok.Error() == nil {
+						cl.Publish(plateTopic(i), 1, false, platePayload(i)).WaitTimeout(time.Second)
+						cl.Disconnect(0)
+					}
+				}
+			}()
+		}
+		time.Sleep(100 * time.Millisecond) // let the churn start
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done <- in.Stop(ctx)
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: stop: %v", round, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: Stop hung with clients connecting and leaving", round)
+		}
+		close(quit)
+		wg.Wait()
+	}
+}
