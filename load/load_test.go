@@ -150,7 +150,7 @@ func TestLoadSoak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	kc := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + d.HTTPAddr),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDLOAD", "load", ""), RetryMaxAttempts: 1})
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDLOAD", "load", ""), Retryer: testutil.SDKRaceRetryer()})
 	var put, putErr atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(1)

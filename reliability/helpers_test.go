@@ -11,7 +11,6 @@ import (
 	"io"
 	"io/fs"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,7 +23,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -342,15 +340,10 @@ func readStream(t *testing.T, httpAddr, name string) (map[string]streamRecord, m
 // included, is returned at once.
 func transient(fn func() error) error {
 	err := fn()
-	for attempt := 0; attempt < 2 && sdkConnRace(err); attempt++ {
+	for attempt := 0; attempt < 2 && testutil.SDKConnRace(err); attempt++ {
 		err = fn()
 	}
 	return err
-}
-
-func sdkConnRace(err error) bool {
-	var re *awshttp.ResponseError
-	return errors.As(err, &re) && errors.Is(err, net.ErrClosed)
 }
 
 // recordID is the "id" field of a test record, or the whole data when it

@@ -49,13 +49,15 @@ func daemon(t *testing.T, cfgYAML string, env ...string) *testutil.Daemon {
 		"--mqtt-addr", testutil.FreeAddr(t))
 }
 
-// kinesisClient is the real aws-sdk-go-v2 client on the daemon, no retries.
+// kinesisClient is the real aws-sdk-go-v2 client on the daemon; it
+// retries only the SDK's own connection race, so every answer of the
+// gateway reaches the test as it came.
 func kinesisClient(addr, keyID, secret string) *kinesis.Client {
 	return kinesis.New(kinesis.Options{
-		Region:           "us-east-1",
-		BaseEndpoint:     aws.String("http://" + addr),
-		Credentials:      credentials.NewStaticCredentialsProvider(keyID, secret, ""),
-		RetryMaxAttempts: 1,
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String("http://" + addr),
+		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
+		Retryer:      testutil.SDKRaceRetryer(),
 	})
 }
 

@@ -3,7 +3,6 @@ package security
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -40,12 +38,7 @@ func readStream(t *testing.T, c *kinesis.Client, name string) []types.Record {
 		}
 		iter := it.ShardIterator
 		for iter != nil {
-			out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
-			for try := 0; try < 2 && sdkConnRace(err); try++ {
-				// The SDK's default retryer retries this; the client here
-				// makes one attempt only. Same iterator: idempotent.
-				out, err = c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
-			}
+			out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter}) // the client retries the SDK's connection race
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,17 +50,6 @@ func readStream(t *testing.T, c *kinesis.Client, name string) []types.Record {
 		}
 	}
 	return all
-}
-
-// sdkConnRace reports the one transport error that is not the gateway's:
-// the Go SDK's own connection race, where the answer came and net/http
-// closed the connection under it on the client's side (a response error
-// wrapping net.ErrClosed, "use of closed network connection"; reproduced in
-// gateway/kinesisapi TestSDKConnectionRaceIsClientSide). Any other error
-// fails the test.
-func sdkConnRace(err error) bool {
-	var re *awshttp.ResponseError
-	return errors.As(err, &re) && errors.Is(err, net.ErrClosed)
 }
 
 // TestLimits checks the size and count limits the gateway has, with their

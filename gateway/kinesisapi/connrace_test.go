@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
 // stalledWriter plays a loaded machine on the client's side: the
@@ -151,7 +153,7 @@ func TestSDKConnectionRaceIsClientSide(t *testing.T) {
 	// One attempt: the connection is closed on the client's side mid-answer.
 	sw.arm()
 	_, err := client(1).GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it}, stalled)
-	if !sdkConnRace(err) {
+	if !testutil.SDKConnRace(err) {
 		t.Fatalf("GetRecords with a stalled writer goroutine: got %v, want the client's own net.ErrClosed", err)
 	}
 	// The API answered in full: the same iterator reads every record (with

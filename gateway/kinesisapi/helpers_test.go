@@ -3,21 +3,18 @@ package kinesisapi
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
 // gateway is an API server over a real store in a temp dir, on a real
@@ -64,29 +61,7 @@ func (g *gateway) clientIn(region, keyID, secret string) *kinesis.Client {
 		Region:       region,
 		BaseEndpoint: aws.String(g.url),
 		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
-		Retryer:      sdkRaceRetryer(),
-	})
-}
-
-// sdkConnRace reports the Go SDK's own connection race: the answer came
-// (there is a response) and net/http closed the connection under it on
-// the client's side (net.ErrClosed). See TestSDKConnectionRaceIsClientSide.
-func sdkConnRace(err error) bool {
-	var re *awshttp.ResponseError
-	return errors.As(err, &re) && errors.Is(err, net.ErrClosed)
-}
-
-// sdkRaceRetryer retries that race, and nothing else, at once: every API
-// error and every other transport error reaches the test as it came.
-func sdkRaceRetryer() aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
-		o.MaxAttempts = 3
-		o.RateLimiter = ratelimit.None
-		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
-		o.Retryables = []retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
-			return aws.BoolTernary(sdkConnRace(err))
-		})}
-		o.Timeouts = nil
+		Retryer:      testutil.SDKRaceRetryer(),
 	})
 }
 
