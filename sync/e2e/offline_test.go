@@ -159,6 +159,49 @@ func status(addr, name string) (syncStatus, error) {
 	return syncStatus{}, fmt.Errorf("no delivery stream %q on the status board", name)
 }
 
+// outage is the offline scenario every destination runs: ingest; take the
+// destination away (away) and ingest on until the delivery stream reports
+// the outage (offline, a backlog, stale data); kill the gateway in the
+// middle of it and start it again; ingest; bring the destination back
+// (back) and ingest while the backlog drains; wait until all of it is
+// delivered. It returns what was fed and the gateway, still running.
+func outage(t *testing.T, cfg, name string, away, back func()) (*feeder, *testutil.Daemon) {
+	t.Helper()
+	dataDir := t.TempDir()
+	gw := startGateway(t, dataDir, cfg)
+	f := newFeeder()
+	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
+	away()
+	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", 2*time.Second)
+	waitStatus(t, gw.HTTPAddr, name, 20*time.Second, "during the outage", func(s syncStatus) bool {
+		return !s.Online && s.BacklogRecords > 0 && s.FreshnessSeconds > 0
+	})
+	gw.Kill()
+	gw = startGateway(t, dataDir, cfg)
+	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
+	back()
+	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
+	waitStatus(t, gw.HTTPAddr, name, 60*time.Second, "after the outage", func(s syncStatus) bool {
+		return s.Online && s.BacklogRecords == 0
+	})
+	return f, gw
+}
+
+// waitStatus waits until the delivery stream's status satisfies ok.
+func waitStatus(t *testing.T, addr, name string, wait time.Duration, when string, ok func(syncStatus) bool) {
+	t.Helper()
+	testutil.WaitFor(t, wait, func() error {
+		s, err := status(addr, name)
+		if err != nil {
+			return err
+		}
+		if !ok(s) {
+			return fmt.Errorf("%s: %+v", when, s)
+		}
+		return nil
+	})
+}
+
 // check verifies the records against what was acknowledged: every one
 // present, no duplicate unless allowDup, and each key's records in put
 // order within each delivered unit (an object, a request, a key's records
@@ -239,7 +282,6 @@ func lines(b []byte) []string {
 func TestOfflineS3(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "archive")
-	dataDir := t.TempDir()
 	cfg := writeConfig(t, t.TempDir(), baseStreams+fmt.Sprintf(`
 sync:
   - name: e2e-s3
@@ -255,41 +297,8 @@ sync:
       secret_access_key: %s
       timeout: 2s
 `, srv.Endpoint, srv.AccessKey, srv.SecretKey))
-	gw := startGateway(t, dataDir, cfg)
-	f := newFeeder()
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
-
-	// The link goes: the server freezes mid-stream.
-	srv.Pause()
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", 2*time.Second)
-	testutil.WaitFor(t, 20*time.Second, func() error {
-		s, err := status(gw.HTTPAddr, "e2e-s3")
-		if err != nil {
-			return err
-		}
-		if s.Online || s.BacklogRecords == 0 || s.FreshnessSeconds <= 0 {
-			return fmt.Errorf("during the outage: %+v", s)
-		}
-		return nil
-	})
-	// The gateway dies during the outage and comes back.
-	gw.Kill()
-	gw = startGateway(t, dataDir, cfg)
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
-
-	// The link returns; ingest goes on while the backlog drains.
-	srv.Resume()
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
-	testutil.WaitFor(t, 60*time.Second, func() error {
-		s, err := status(gw.HTTPAddr, "e2e-s3")
-		if err != nil {
-			return err
-		}
-		if !s.Online || s.BacklogRecords != 0 {
-			return fmt.Errorf("after the outage: %+v", s)
-		}
-		return nil
-	})
+	// The link goes (the server freezes mid-stream) and comes back.
+	f, gw := outage(t, cfg, "e2e-s3", srv.Pause, srv.Resume)
 	ctx := context.Background()
 	objs, err := srv.Objects(ctx, "archive", "")
 	if err != nil {
@@ -323,7 +332,6 @@ func TestOfflineHTTPEndpoint(t *testing.T) {
 	ep := firehosetest.New()
 	defer ep.Close()
 	ep.AccessKey = "edge-key"
-	dataDir := t.TempDir()
 	cfg := writeConfig(t, t.TempDir(), baseStreams+fmt.Sprintf(`
 sync:
   - name: e2e-http
@@ -337,36 +345,7 @@ sync:
       content_encoding: gzip
       timeout: 2s
 `, ep.URL))
-	gw := startGateway(t, dataDir, cfg)
-	f := newFeeder()
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
-	ep.SetMode(firehosetest.Stall)
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", 2*time.Second)
-	testutil.WaitFor(t, 20*time.Second, func() error {
-		s, err := status(gw.HTTPAddr, "e2e-http")
-		if err != nil {
-			return err
-		}
-		if s.Online || s.BacklogRecords == 0 {
-			return fmt.Errorf("during the outage: %+v", s)
-		}
-		return nil
-	})
-	gw.Kill()
-	gw = startGateway(t, dataDir, cfg)
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
-	ep.SetMode(firehosetest.OK)
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
-	testutil.WaitFor(t, 60*time.Second, func() error {
-		s, err := status(gw.HTTPAddr, "e2e-http")
-		if err != nil {
-			return err
-		}
-		if !s.Online || s.BacklogRecords != 0 {
-			return fmt.Errorf("after the outage: %+v", s)
-		}
-		return nil
-	})
+	f, _ := outage(t, cfg, "e2e-http", func() { ep.SetMode(firehosetest.Stall) }, func() { ep.SetMode(firehosetest.OK) })
 	if p := ep.Problems(); len(p) > 0 {
 		t.Fatalf("protocol problems: %q", p)
 	}
@@ -395,7 +374,6 @@ func TestOfflineKinesisHub(t *testing.T) {
   - {name: hub, shards: 2}
 sync: []
 `))
-	dataDir := t.TempDir()
 	cfg := writeConfig(t, t.TempDir(), baseStreams+fmt.Sprintf(`
 sync:
   - name: e2e-kinesis
@@ -407,37 +385,10 @@ sync:
       endpoint: http://%s
       timeout: 2s
 `, hub.HTTPAddr))
-	gw := startGateway(t, dataDir, cfg)
-	f := newFeeder()
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
-	_ = hub.Cmd.Process.Signal(syscall.SIGSTOP)
 	t.Cleanup(func() { _ = hub.Cmd.Process.Signal(syscall.SIGCONT) })
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", 2*time.Second)
-	testutil.WaitFor(t, 20*time.Second, func() error {
-		s, err := status(gw.HTTPAddr, "e2e-kinesis")
-		if err != nil {
-			return err
-		}
-		if s.Online || s.BacklogRecords == 0 {
-			return fmt.Errorf("during the outage: %+v", s)
-		}
-		return nil
-	})
-	gw.Kill()
-	gw = startGateway(t, dataDir, cfg)
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
-	_ = hub.Cmd.Process.Signal(syscall.SIGCONT)
-	f.runFeed(t, kinesisClient(gw.HTTPAddr), "e2e", time.Second)
-	testutil.WaitFor(t, 60*time.Second, func() error {
-		s, err := status(gw.HTTPAddr, "e2e-kinesis")
-		if err != nil {
-			return err
-		}
-		if !s.Online || s.BacklogRecords != 0 {
-			return fmt.Errorf("after the outage: %+v", s)
-		}
-		return nil
-	})
+	f, _ := outage(t, cfg, "e2e-kinesis",
+		func() { _ = hub.Cmd.Process.Signal(syscall.SIGSTOP) },
+		func() { _ = hub.Cmd.Process.Signal(syscall.SIGCONT) })
 	// Read the hub's stream with the Kinesis API, shard by shard.
 	c := kinesisClient(hub.HTTPAddr)
 	ctx := context.Background()
