@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -187,56 +186,6 @@ func putRecords(t *testing.T, kc *kinesis.Client, name string, from, n int) {
 	}
 }
 
-// notifySocket is a real unixgram socket standing in for systemd's.
-type notifySocket struct {
-	path string
-	mu   sync.Mutex
-	msgs []string
-}
-
-func listenNotify(t *testing.T) *notifySocket {
-	dir, err := os.MkdirTemp("", "kn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &notifySocket{path: filepath.Join(dir, "notify")}
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: s.path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, _, err := c.ReadFromUnix(buf)
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.msgs = append(s.msgs, strings.Split(strings.TrimSpace(string(buf[:n])), "\n")...)
-			s.mu.Unlock()
-		}
-	}()
-	return s
-}
-
-func (s *notifySocket) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.msgs...)
-}
-
-func (s *notifySocket) count(line string) int {
-	n := 0
-	for _, l := range s.lines() {
-		if l == line {
-			n++
-		}
-	}
-	return n
-}
-
 // TestARMSmoke runs each packaged ARM binary under qemu-user-static the way
 // systemd runs it: READY=1 and watchdog pings over $NOTIFY_SOCKET, records
 // put and read back through the Kinesis API with the AWS SDK, a clean stop
@@ -247,16 +196,16 @@ func TestARMSmoke(t *testing.T) {
 			qemu := testutil.LookTool(t, a.qemu)
 			bin := filepath.Join(extracted(t, a.name), "usr/bin/kaiten")
 			data := t.TempDir()
-			sd := listenNotify(t)
-			env := []string{"NOTIFY_SOCKET=" + sd.path, "WATCHDOG_USEC=1000000"}
+			sd := testutil.ListenNotify(t, false)
+			env := []string{"NOTIFY_SOCKET=" + sd.Path, "WATCHDOG_USEC=1000000"}
 
 			d := startARM(t, qemu, bin, data, env)
 			testutil.WaitFor(t, 30*time.Second, func() error {
-				l := sd.lines()
+				l := sd.Lines()
 				if len(l) == 0 || l[0] != "READY=1" {
 					return fmt.Errorf("notify lines %q, want READY=1 first", l)
 				}
-				if sd.count("WATCHDOG=1") < 2 {
+				if sd.Count("WATCHDOG=1") < 2 {
 					return fmt.Errorf("notify lines %q, want watchdog pings", l)
 				}
 				return nil
@@ -302,8 +251,8 @@ func TestARMSmoke(t *testing.T) {
 			}
 
 			d.stop(t)
-			if sd.count("STOPPING=1") != 1 {
-				t.Fatalf("notify lines %q, want one STOPPING=1", sd.lines())
+			if sd.Count("STOPPING=1") != 1 {
+				t.Fatalf("notify lines %q, want one STOPPING=1", sd.Lines())
 			}
 
 			// Restart on the same data: the same records with the same

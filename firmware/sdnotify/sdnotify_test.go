@@ -7,8 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,72 +14,11 @@ import (
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
-// fakeSystemd is a real unixgram socket standing in for systemd's notify
-// socket; it records every datagram.
-type fakeSystemd struct {
-	path string
-	conn *net.UnixConn
-	mu   sync.Mutex
-	msgs []string
-}
-
-func listen(t *testing.T, abstract bool) *fakeSystemd {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sdn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	f := &fakeSystemd{path: filepath.Join(dir, "notify")}
-	name := f.path
-	if abstract {
-		f.path = fmt.Sprintf("@kaiten-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-		name = "\x00" + f.path[1:]
-	}
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.conn = c
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, _, err := c.ReadFromUnix(buf)
-			if err != nil {
-				return
-			}
-			f.mu.Lock()
-			f.msgs = append(f.msgs, string(buf[:n]))
-			f.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { c.Close() })
-	return f
-}
-
-func (f *fakeSystemd) messages() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.msgs...)
-}
-
-func (f *fakeSystemd) count(state string) int {
-	n := 0
-	for _, m := range f.messages() {
-		for _, l := range strings.Split(strings.TrimSpace(m), "\n") {
-			if l == state {
-				n++
-			}
-		}
-	}
-	return n
-}
-
 func TestSendPathAndAbstract(t *testing.T) {
 	for _, abstract := range []bool{false, true} {
 		t.Run(fmt.Sprintf("abstract=%v", abstract), func(t *testing.T) {
-			sd := listen(t, abstract)
-			n, err := NewSocket(sd.path)
+			sd := testutil.ListenNotify(t, abstract)
+			n, err := NewSocket(sd.Path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -93,7 +30,7 @@ func TestSendPathAndAbstract(t *testing.T) {
 				t.Fatal(err)
 			}
 			testutil.WaitFor(t, 5*time.Second, func() error {
-				if m := sd.messages(); len(m) != 1 || m[0] != "READY=1\nSTATUS=up\n" {
+				if m := sd.Messages(); len(m) != 1 || m[0] != "READY=1\nSTATUS=up\n" {
 					return fmt.Errorf("got %q", m)
 				}
 				return nil
@@ -170,8 +107,8 @@ func TestWatchdogFromEnv(t *testing.T) {
 }
 
 func TestServiceReadyPingsStopping(t *testing.T) {
-	sd := listen(t, false)
-	t.Setenv("NOTIFY_SOCKET", sd.path)
+	sd := testutil.ListenNotify(t, false)
+	t.Setenv("NOTIFY_SOCKET", sd.Path)
 	var healthy atomic.Bool
 	healthy.Store(true)
 	var checks atomic.Int64
@@ -186,10 +123,10 @@ func TestServiceReadyPingsStopping(t *testing.T) {
 		},
 	})
 	testutil.WaitFor(t, 5*time.Second, func() error {
-		if m := sd.messages(); len(m) == 0 || m[0] != "READY=1\nSTATUS=serving\n" {
+		if m := sd.Messages(); len(m) == 0 || m[0] != "READY=1\nSTATUS=serving\n" {
 			return fmt.Errorf("first message %q, want READY with status", m)
 		}
-		if n := sd.count(Watchdog); n < 3 {
+		if n := sd.Count(Watchdog); n < 3 {
 			return fmt.Errorf("%d watchdog pings so far", n)
 		}
 		return nil
@@ -203,7 +140,7 @@ func TestServiceReadyPingsStopping(t *testing.T) {
 		}
 		return nil
 	})
-	before := sd.count(Watchdog)
+	before := sd.Count(Watchdog)
 	c1 := checks.Load()
 	testutil.WaitFor(t, 5*time.Second, func() error {
 		if checks.Load() < c1+3 {
@@ -211,7 +148,7 @@ func TestServiceReadyPingsStopping(t *testing.T) {
 		}
 		return nil
 	})
-	if after := sd.count(Watchdog); after > before+1 { // one may be in flight
+	if after := sd.Count(Watchdog); after > before+1 { // one may be in flight
 		t.Fatalf("pings went on while unhealthy: %d -> %d", before, after)
 	}
 	st := s.State()
@@ -222,13 +159,13 @@ func TestServiceReadyPingsStopping(t *testing.T) {
 	s.Stop()
 	s.Stop() // idempotent
 	testutil.WaitFor(t, 5*time.Second, func() error {
-		m := sd.messages()
+		m := sd.Messages()
 		if len(m) == 0 || m[len(m)-1] != "STOPPING=1\n" {
 			return fmt.Errorf("last message %q, want STOPPING=1", m)
 		}
 		return nil
 	})
-	if n := sd.count(Stopping); n != 1 {
+	if n := sd.Count(Stopping); n != 1 {
 		t.Fatalf("STOPPING sent %d times", n)
 	}
 }
