@@ -329,22 +329,12 @@ func readStream(t *testing.T, httpAddr, name string) (map[string]streamRecord, m
 	return recs, last
 }
 
-// transient retries fn, at most twice, on the one transport error that is
-// not the gateway's: the Go SDK's own connection race, where the answer
-// came and net/http closed the connection under it on the client's side (a
-// response error wrapping net.ErrClosed, "use of closed network
-// connection"; reproduced in gateway/kinesisapi
-// TestSDKConnectionRaceIsClientSide). A consumer with the SDK's default
-// retryer never sees it; this client has no SDK retries. Reads with the
-// same iterator are idempotent. Every other error, a timeout or a reset
-// included, is returned at once.
-func transient(fn func() error) error {
-	err := fn()
-	for attempt := 0; attempt < 2 && testutil.SDKConnRace(err); attempt++ {
-		err = fn()
-	}
-	return err
-}
+// transient retries fn on the one transport error that is not the
+// gateway's, the Go SDK's own connection race (testutil.SDKConnRace); this
+// client has no SDK retries, so that nothing else is retried behind the
+// test's back. Every other error, a timeout or a reset included, is
+// returned at once. Reads with the same iterator are idempotent.
+func transient(fn func() error) error { return testutil.RetrySDKRace(fn) }
 
 // recordID is the "id" field of a test record, or the whole data when it
 // has none.
