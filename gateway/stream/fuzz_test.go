@@ -100,8 +100,8 @@ func FuzzDecodeValue(f *testing.F) {
 			}
 			seen++
 		}
-		if seen > b.count {
-			t.Fatalf("%d records from a block of %d", seen, b.count)
+		if n := b.last - b.first + 1; uint64(seen) > n {
+			t.Fatalf("%d records from a block of %d", seen, n)
 		}
 	})
 }

@@ -130,7 +130,6 @@ func putBlockEntry(b []byte, pk string, data []byte) int {
 type block struct {
 	first, last uint64
 	arrivalMs   int64
-	count       int
 	body        []byte // the records; nil for a version 1 value
 	v           []byte // the whole value
 }
@@ -145,13 +144,13 @@ func parseBlock(key uint64, v []byte) (block, error) {
 	}
 	switch v[0] {
 	case valueVersion:
-		return block{first: key, last: key, arrivalMs: int64(binary.BigEndian.Uint64(v[1:9])), count: 1, v: v}, nil
+		return block{first: key, last: key, arrivalMs: int64(binary.BigEndian.Uint64(v[1:9])), v: v}, nil
 	case blockVersion:
 		n, l := binary.Uvarint(v[9:])
 		if l <= 0 || n == 0 || n > uint64(len(v)) || n > key {
 			return block{}, fmt.Errorf("%w (%d bytes, bad count)", errCorruptValue, len(v))
 		}
-		return block{first: key - n + 1, last: key, arrivalMs: int64(binary.BigEndian.Uint64(v[1:9])), count: int(n), body: v[9+l:], v: v}, nil
+		return block{first: key - n + 1, last: key, arrivalMs: int64(binary.BigEndian.Uint64(v[1:9])), body: v[9+l:], v: v}, nil
 	}
 	return block{}, fmt.Errorf("%w (%d bytes, version %d)", errCorruptValue, len(v), v[0])
 }
@@ -245,14 +244,6 @@ func uvarintLen(v uint64) int {
 		n++
 	}
 	return n
-}
-
-func putValue(b []byte, arrivalMs int64, pk string, data []byte) {
-	b[0] = valueVersion
-	binary.BigEndian.PutUint64(b[1:9], uint64(arrivalMs))
-	n := binary.PutUvarint(b[9:], uint64(len(pk)))
-	copy(b[9+n:], pk)
-	copy(b[9+n+len(pk):], data)
 }
 
 // decodeValueAlias splits a stored value; the key and the data alias v,
