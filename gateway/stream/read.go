@@ -294,12 +294,11 @@ func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, m
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		bytes := 0
-		// Values are copied into one growing arena; each record's data and
-		// key alias it (data capped so an append by the caller reallocates).
-		// Sequence numbers are printed into a second arena.
-		// The arena grows in chunks, never by copying: records alias it.
-		// The first chunk is sized for what the read may return (a follower
-		// reading one new record at a time takes a block, not 256 KiB).
+		// Values are copied into an arena that grows by new chunks, never by
+		// copying: each record's data and key alias it (data capped so an
+		// append by the caller reallocates). The first chunk is sized for
+		// what the read may return (a follower reading one new record takes
+		// a block, not 256 KiB). Sequence numbers go into a second arena.
 		want := min(uint64(limit), last-from+1)
 		var arena []byte
 		chunk := int(min(want*160, 256<<10, uint64(maxBytes)+valueThreshold))
@@ -367,9 +366,6 @@ func (s *Store) readShard(st *streamState, sh *shardState, from uint64, limit, m
 				}
 				if !ok || ctr > last {
 					break
-				}
-				if ctr < from {
-					continue
 				}
 				if bytes+len(data) > maxBytes && len(out.Records) > 0 {
 					break blocks
