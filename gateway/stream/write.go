@@ -247,14 +247,12 @@ type commitBuf struct {
 type shardPending struct {
 	gen      uint64
 	lastCtr  uint64
-	lastMs   int64
 	n, bytes int64
 	newFirst uint64
-	// The records this commit appends to the shard, from counter firstCtr
-	// on, all arriving at arrival.
-	recs     []*Entry
-	firstCtr uint64
-	arrival  int64
+	// The records this commit appends to the shard (counters lastCtr-n+1
+	// to lastCtr), all arriving at arrival.
+	recs    []*Entry
+	arrival int64
 }
 
 type streamPending struct {
@@ -373,12 +371,11 @@ func (s *Store) commit(w *commitBuf, batch []*putReq) {
 				// never before the shard's last one.
 				p.arrival = max(c.nowMs, sh.lastArrive)
 				sh.lastArrive = p.arrival
-				p.firstCtr = sh.next
 			}
 			ctr := sh.next
 			sh.next++
 			p.recs = append(p.recs, e)
-			p.lastCtr, p.lastMs = ctr, p.arrival
+			p.lastCtr = ctr
 			p.n++
 			p.bytes += int64(len(e.Data))
 			sp.bytes += recSize
@@ -425,7 +422,7 @@ func (c *commitState) writeBlocks() {
 	for _, sh := range w.touched {
 		p := &sh.pend
 		recs := p.recs
-		ctr := p.firstCtr
+		ctr := p.lastCtr - uint64(p.n) + 1
 		for len(recs) > 0 {
 			// As many records as fit the block size (at least one).
 			n, bytes := 0, 0
@@ -508,7 +505,7 @@ func (c *commitState) finish() {
 		sh.first.Store(sh.pend.newFirst)
 		if sh.pend.n > 0 {
 			sh.last.Store(sh.pend.lastCtr)
-			sh.lastMs.Store(sh.pend.lastMs)
+			sh.lastMs.Store(sh.pend.arrival)
 			sh.incoming.Add(sh.pend.n)
 			sh.inBytes.Add(sh.pend.bytes)
 			n += sh.pend.n
