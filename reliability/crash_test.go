@@ -26,6 +26,12 @@ type faultLoop struct {
 	// s3, when set, adds a delivery stream to this S3 server's bucket
 	// "archive", checked like the local one.
 	s3 *s3Server
+	// storeConfig is the config's store section ("" for the defaults).
+	storeConfig string
+	// onTable, when set, makes every other fault strike the moment a new
+	// table file appears in the store: Badger is then writing a memtable
+	// flush or a compaction's output.
+	onTable bool
 }
 
 // destinations are the folders holding each delivery stream's objects.
@@ -42,12 +48,13 @@ func (f faultLoop) run(t *testing.T) {
 	if f.s3 != nil {
 		more = append(more, f.s3.syncEntry("plates-s3", "archive"))
 	}
-	cfg := gatewayConfig(t, "", more...)
+	cfg := gatewayConfig(t, f.storeConfig, more...)
 	mqttAddr := testutil.FreeAddr(t)
 	led := newLedger()
 	lastSeq := map[string]*big.Int{}
 	args := []string{"--config", cfg, "--no-sim", "--mqtt-addr", mqttAddr}
 	start := time.Now()
+	tableFaults := 0
 	for round := 0; round < f.rounds; round++ {
 		dir := f.dataDir()
 		d := testutil.StartDaemon(t, dir, args...)
@@ -79,6 +86,11 @@ func (f faultLoop) run(t *testing.T) {
 			}
 			return nil
 		})
+		if f.onTable && round%2 == 1 {
+			if waitNewTable(filepath.Join(dir, "store"), 20*time.Second) {
+				tableFaults++
+			}
+		}
 		f.fault(d)
 		cancel()
 		wg.Wait()
@@ -119,14 +131,22 @@ func (f faultLoop) run(t *testing.T) {
 	if err := d.Stop(20 * time.Second); err != nil {
 		t.Fatalf("clean stop after the loop: %v", err)
 	}
+	if f.onTable {
+		t.Logf("%d of %d faults struck as Badger wrote a table", tableFaults, f.rounds)
+		if tableFaults == 0 {
+			t.Fatal("no fault struck while Badger wrote a table: the loop did not exercise flushes")
+		}
+	}
 	t.Logf("%d faults in %s: %d records acknowledged (%d in the stream, some stored but unacknowledged), all present; %d delivered exactly once to each of %d destinations",
 		f.rounds, time.Since(start).Round(time.Second), len(acked), len(recs), len(counts), len(f.destinations(dir)))
 }
 
-// TestCrashLoop SIGKILLs the full daemon at random moments while it ingests
-// over MQTT and the Kinesis API and delivers to a local folder and to S3
-// (versitygw): 20 kills in make test (under a minute), 100 with
-// KAITEN_LONG=1 (a few minutes).
+// TestCrashLoop SIGKILLs the full daemon while it ingests over MQTT and the
+// Kinesis API and delivers to a local folder and to S3 (versitygw): 20 kills
+// in make test (under a minute), 100 with KAITEN_LONG=1 (a few minutes).
+// The store runs with 1 MiB memtables, so Badger flushes and compacts every
+// few rounds; half the kills land at a random moment, the other half the
+// moment a new table file appears (mid-flush or mid-compaction).
 func TestCrashLoop(t *testing.T) {
 	rounds := 20
 	if os.Getenv("KAITEN_LONG") != "" {
@@ -134,6 +154,7 @@ func TestCrashLoop(t *testing.T) {
 	}
 	dir := t.TempDir()
 	faultLoop{rounds: rounds, mqttN: 2, kinN: 2, s3: startS3(t, "archive"),
+		storeConfig: "store:\n  memtable_size: 1MiB\n", onTable: true,
 		dataDir: func() string { return dir },
 		fault:   func(d *testutil.Daemon) { d.Kill() },
 	}.run(t)
@@ -190,4 +211,26 @@ func TestPowerLoss(t *testing.T) {
 		},
 	}.run(t)
 	t.Logf("power cuts dropped %d unsynced bytes in %d files in all", dropped, files)
+}
+
+// waitNewTable polls store for a table file that was not there when it
+// started and returns true the moment one appears, false after wait.
+func waitNewTable(store string, wait time.Duration) bool {
+	seen := map[string]bool{}
+	list := func() []string {
+		m, _ := filepath.Glob(filepath.Join(store, "*.sst"))
+		return m
+	}
+	for _, p := range list() {
+		seen[p] = true
+	}
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
+		for _, p := range list() {
+			if !seen[p] {
+				return true
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
 }

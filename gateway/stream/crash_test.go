@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,10 +16,14 @@ import (
 )
 
 // TestCrashLoop really crashes: a child process appends continuously and
-// reports each acknowledged record; the parent kills it with SIGKILL at a
-// random moment, reopens the store and checks that every acknowledged
-// record is there with the same sequence number and data, and that
-// sequence numbers keep increasing after recovery.
+// reports each acknowledged record; the parent kills it with SIGKILL,
+// reopens the store and checks that every acknowledged record is there with
+// the same sequence number and data, and that sequence numbers keep
+// increasing after recovery. The child runs with 1 MiB memtables and
+// padded records, so Badger flushes and compacts often; every other round
+// the kill lands the moment a new table file appears (a memtable flush or
+// a compaction writing its output), the rest after a random number of
+// acknowledgements.
 func TestCrashLoop(t *testing.T) {
 	if dir := os.Getenv("KAITEN_CRASH_CHILD"); dir != "" {
 		crashChild(dir)
@@ -31,6 +36,7 @@ func TestCrashLoop(t *testing.T) {
 	dir := t.TempDir()
 	type ack struct{ seq, data string }
 	acked := map[string][]ack{} // shard -> acks in order
+	tableKills := 0
 	for round := 0; round < rounds; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashLoop$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "KAITEN_CRASH_CHILD="+dir, fmt.Sprintf("KAITEN_CRASH_ROUND=%d", round))
@@ -42,10 +48,23 @@ func TestCrashLoop(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		var killOnce sync.Once
+		killed := false
+		kill := func() {
+			killOnce.Do(func() {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				killed = true
+			})
+		}
+		onTable := round%2 == 0
+		watchDone := make(chan bool, 1)
+		if onTable {
+			go func() { watchDone <- killOnNewTable(dir, 20*time.Second, kill) }()
+		}
 		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 0, 4096), 1<<20)
 		n := 0
 		killAfter := 50 + rand.IntN(400)
-		killed := false
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
 			if len(f) != 5 || f[0] != "ACK" || f[4] != "END" {
@@ -53,17 +72,19 @@ func TestCrashLoop(t *testing.T) {
 			}
 			acked[f[1]] = append(acked[f[1]], ack{f[2], f[3]})
 			n++
-			if n == killAfter && !killed {
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				killed = true
+			if n == killAfter && !onTable {
+				kill()
 			}
 		}
 		_ = cmd.Wait()
+		if onTable && <-watchDone {
+			tableKills++
+		}
 		if !killed {
 			t.Fatalf("round %d: child exited before the kill after %d acks", round, n)
 		}
 		// Reopen and check every acknowledged record.
-		s, err := Open(Options{Dir: dir})
+		s, err := Open(Options{Dir: dir, MemTableSize: 1 << 20})
 		if err != nil {
 			t.Fatalf("round %d: reopen after kill: %v", round, err)
 		}
@@ -90,11 +111,43 @@ func TestCrashLoop(t *testing.T) {
 	for _, a := range acked {
 		total += len(a)
 	}
-	t.Logf("%d rounds, %d acknowledged records all present", rounds, total)
+	t.Logf("%d rounds (%d killed as a table file appeared), %d acknowledged records all present", rounds, tableKills, total)
+	if tableKills == 0 {
+		t.Fatal("no round killed the child while Badger wrote a table: the test did not exercise flushes")
+	}
+}
+
+// killOnNewTable polls dir for a table file that was not there when it
+// started and calls kill the moment one appears: Badger is then writing a
+// memtable flush or a compaction's output. After wait it kills anyway and
+// reports false.
+func killOnNewTable(dir string, wait time.Duration, kill func()) bool {
+	seen := map[string]bool{}
+	list := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+		return m
+	}
+	for _, p := range list() {
+		seen[p] = true
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		for _, p := range list() {
+			if !seen[p] {
+				kill()
+				return true
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	kill()
+	return false
 }
 
 func crashChild(dir string) {
-	s, err := Open(Options{Dir: dir})
+	// Small memtables and padded records: a flush every few thousand
+	// records, and compactions as the tables add up.
+	s, err := Open(Options{Dir: dir, MemTableSize: 1 << 20})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		os.Exit(3)
@@ -110,7 +163,7 @@ func crashChild(dir string) {
 		go func(p int) {
 			defer wg.Done()
 			for i := 0; ; i++ {
-				data := fmt.Sprintf("r%s-p%d-%d", round, p, i)
+				data := fmt.Sprintf("r%s-p%d-%d-%s", round, p, i, crashPad)
 				if i%5 == 0 {
 					entries := make([]Entry, 10)
 					for j := range entries {
@@ -144,3 +197,6 @@ func crashChild(dir string) {
 	time.Sleep(time.Minute) // the parent kills us long before this
 	os.Exit(4)
 }
+
+// crashPad makes the child's records about 200 bytes.
+var crashPad = strings.Repeat("x", 180)

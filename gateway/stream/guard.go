@@ -7,9 +7,13 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/table"
 )
 
 // ErrCorrupt is returned by Open when the store's files lost data that was
@@ -214,18 +218,54 @@ func (s *Store) diskRoom(now time.Time, want int64) error {
 	return nil
 }
 
-// preflight checks the footer of every table file before Badger opens them:
-// Badger opens tables on goroutines of its own and panics on a table cut
-// short, which no caller can recover. A table ends with its index, the
-// index length (4 bytes), a checksum and the checksum length (4 bytes).
+// preflight checks the footer of every table the MANIFEST references
+// before Badger opens them: Badger opens tables on goroutines of its own
+// and panics on a table cut short, which no caller can recover. A table
+// ends with its index, the index length (4 bytes), a checksum and the
+// checksum length (4 bytes).
+//
+// Tables the MANIFEST does not reference are left alone: a kill or a power
+// cut during a memtable flush or a compaction leaves the new table half
+// written before its MANIFEST entry, and Badger deletes such files when it
+// opens. A MANIFEST that cannot be read is left for Badger to report.
 func preflight(dir string) error {
-	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
-	for _, p := range tables {
+	ids, err := manifestTables(dir)
+	if err != nil {
+		return nil
+	}
+	for _, id := range ids {
+		p := table.NewFilename(id, dir)
 		if err := checkTableFooter(p); err != nil {
 			return fmt.Errorf("%w: table %s: %v", ErrCorrupt, filepath.Base(p), err)
 		}
 	}
 	return nil
+}
+
+// manifestTables lists the ids of the tables Badger's MANIFEST in dir
+// references, in ascending order, reading the file without opening the
+// store. A store without a MANIFEST (a new one) references none.
+func manifestTables(dir string) ([]uint64, error) {
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// A zero Options: no logger (Badger's warnings about tables deleted
+	// twice are not ours to print), and the default external magic.
+	m, _, err := badger.ReplayManifestFile(f, 0, badger.Options{})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]uint64, 0, len(m.Tables))
+	for id := range m.Tables {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 func checkTableFooter(p string) error {

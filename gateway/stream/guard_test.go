@@ -1,0 +1,83 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fillAndClose writes enough padded records through 1 MiB memtables that
+// Badger flushes tables, and closes the store.
+func fillAndClose(t *testing.T, dir string) {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, "guard", 1)
+	pad := make([]byte, 400)
+	for i := 0; i < 60; i++ {
+		entries := make([]Entry, 100)
+		for j := range entries {
+			entries[j] = Entry{PartitionKey: fmt.Sprint(j), Data: append([]byte(fmt.Sprintf("%d-%d-", i, j)), pad...)}
+		}
+		if _, err := s.PutBatch(context.Background(), "guard", entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A table file the MANIFEST does not reference is what a kill during a
+// flush or a compaction leaves: the store opens, and Badger removes it.
+func TestPreflightLeavesUnreferencedTablesToBadger(t *testing.T) {
+	dir := t.TempDir()
+	fillAndClose(t, dir)
+	ids, err := manifestTables(dir)
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("manifest tables %v, %v: the setup flushed no table", ids, err)
+	}
+	stray := filepath.Join(dir, fmt.Sprintf("%06d.sst", ids[len(ids)-1]+100))
+	if err := os.WriteFile(stray, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(Options{Dir: dir, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatalf("open with a half-written unreferenced table: %v", err)
+	}
+	defer s.Close()
+	if got := len(readAll(t, s, "guard", "shardId-000000000000")); got != 6000 {
+		t.Fatalf("read %d records, want 6000", got)
+	}
+	if _, err := os.Stat(stray); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the unreferenced table is still there: %v", err)
+	}
+}
+
+// A table the MANIFEST references and that is cut short is damage: the
+// store refuses to open, naming the table, instead of Badger panicking.
+func TestPreflightRefusesReferencedTableCutShort(t *testing.T) {
+	dir := t.TempDir()
+	fillAndClose(t, dir)
+	ids, err := manifestTables(dir)
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("manifest tables %v, %v: the setup flushed no table", ids, err)
+	}
+	name := fmt.Sprintf("%06d.sst", ids[0])
+	if err := os.Truncate(filepath.Join(dir, name), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(Options{Dir: dir, MemTableSize: 1 << 20})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open with a referenced table cut to 0 bytes: %v, want ErrCorrupt", err)
+	}
+	if want := "table " + name; !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not name %q", err, want)
+	}
+}
