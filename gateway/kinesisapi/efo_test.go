@@ -51,6 +51,13 @@ func TestEnhancedFanOut(t *testing.T) {
 	}
 	put("before", 3)
 
+	// A second subscription for the same consumer and shard is refused
+	// while one is open. It goes through a client of its own, as a second
+	// consumer process would: the SDK shares one event-stream codec among
+	// the operations of a client, and two live event streams on one client
+	// race inside it (smithy-go issue 714).
+	assertSecondSubscriptionRefused(t, g, c, g.client("AKIDTEST", "secret"), carn)
+
 	// Read as a consumer does: subscribe, take events until the subscription
 	// ends (its lifetime is 3 s here), then subscribe again after the
 	// continuation sequence number. A stream error also means "subscribe
@@ -71,13 +78,6 @@ func TestEnhancedFanOut(t *testing.T) {
 			return err
 		})
 		es := sub.GetStream()
-		if putLater {
-			// A second subscription for the same consumer and shard is refused
-			// while this one is open.
-			_, err = c.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{ConsumerARN: carn, ShardId: aws.String("shardId-000000000000"),
-				StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeLatest}})
-			wantCode(t, err, "ResourceInUseException")
-		}
 		for ev := range es.Events() {
 			e, ok := ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent)
 			if !ok {
@@ -149,4 +149,75 @@ func TestEnhancedFanOut(t *testing.T) {
 	must[*kinesis.DeleteStreamOutput](t)(c.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: name}))
 	_, err = c.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{StreamARN: arn, ConsumerName: aws.String("analytics")})
 	wantCode(t, err, "ResourceNotFoundException")
+}
+
+// assertSecondSubscriptionRefused opens a subscription with first, then
+// asks for the same consumer and shard with second, and wants
+// ResourceInUseException. The SDK now and then closes a fresh event stream
+// on its own side; the server then rightly accepts the second request. That
+// case is told apart by the server's registry of open subscriptions and by
+// the first stream having ended, and the pair is tried again.
+func assertSecondSubscriptionRefused(t *testing.T, g *gateway, first, second *kinesis.Client, carn *string) {
+	t.Helper()
+	ctx := ctxT(t)
+	in := func() *kinesis.SubscribeToShardInput {
+		return &kinesis.SubscribeToShardInput{ConsumerARN: carn, ShardId: aws.String("shardId-000000000000"),
+			StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeLatest}}
+	}
+	key := aws.ToString(carn) + " shardId-000000000000"
+	for try := 1; try <= 5; try++ {
+		var sub *kinesis.SubscribeToShardOutput
+		testutil.WaitFor(t, 10*time.Second, func() (err error) {
+			sub, err = first.SubscribeToShard(ctx, in())
+			return err
+		})
+		es := sub.GetStream()
+		sub2, err := second.SubscribeToShard(ctx, in())
+		if err != nil {
+			wantCode(t, err, "ResourceInUseException")
+			es.Close()
+			waitNoSubscription(t, g, key)
+			return
+		}
+		// Accepted: legitimate only if the first subscription had already
+		// gone from the server, which closes it on the client too.
+		if !streamEnds(es.Events(), 5*time.Second) {
+			t.Fatalf("a second subscription was accepted while the first was still open (try %d)", try)
+		}
+		t.Logf("try %d: the first event stream ended on the client side (%v); trying the pair again", try, es.Err())
+		es.Close()
+		sub2.GetStream().Close()
+		waitNoSubscription(t, g, key)
+	}
+	t.Fatal("the SDK closed the first event stream five times in a row; the refusal was never tested")
+}
+
+// waitNoSubscription waits until the server's registry holds no open
+// subscription under key.
+func waitNoSubscription(t *testing.T, g *gateway, key string) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		g.srv.cons.mu.Lock()
+		defer g.srv.cons.mu.Unlock()
+		if g.srv.cons.active[key] {
+			return fmt.Errorf("subscription %s still open on the server", key)
+		}
+		return nil
+	})
+}
+
+// streamEnds drains events and reports whether the channel closed within d.
+func streamEnds[E any](events <-chan E, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return true
+			}
+		case <-timer.C:
+			return false
+		}
+	}
 }
