@@ -238,7 +238,7 @@ func runQuery(t *testing.T, st *stream.Store, dir, name, out string, n, windows 
 // the same run; each side runs twice, alternating, and its best counts.
 func TestBenchReport(t *testing.T) {
 	if os.Getenv("KAITEN_BENCH") != "1" {
-		return
+		t.Skip("benchmark report: make bench (KAITEN_BENCH=1)")
 	}
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("KAITEN_BENCH_ANALYTICS_N")); err == nil && v > 0 {
