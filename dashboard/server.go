@@ -214,6 +214,7 @@ func (s *Server) push() {
 			s.followResults(q.Output)
 		}
 	}
+	s.plates.Expire(now)
 	sv := s.plates.View(now)
 	sv.Store = s.deps.StoreID
 	sv.Analytics = s.results.View(now, queries, s.cfg.History.Duration)
