@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,24 +15,6 @@ import (
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sensors/gpio"
 )
-
-type beamStore struct {
-	mu   sync.Mutex
-	recs map[string][]stream.Entry
-}
-
-func (s *beamStore) Put(_ context.Context, name string, e stream.Entry) (stream.PutResult, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.recs[name] = append(s.recs[name], e)
-	return stream.PutResult{}, nil
-}
-
-func (s *beamStore) entries(name string) []stream.Entry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]stream.Entry(nil), s.recs[name]...)
-}
 
 // TestBeams runs the real gpio watcher on the simulated beams: each break
 // is one pass of that lane's beam sensor in stream gpio.
@@ -46,12 +28,19 @@ func TestBeams(t *testing.T) {
 	if b.Lookup("SIM-LANE4") != nil || b.Lookup("SIM-LANE3") == nil {
 		t.Fatal("Lookup finds the wrong lines")
 	}
-	st := &beamStore{recs: map[string][]stream.Entry{}}
+	st, err := stream.Open(stream.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateStream(context.Background(), stream.StreamConfig{Name: cfg.Stream, ShardCount: 1}); err != nil {
+		t.Fatal(err)
+	}
 	// Each edge is stamped a second after the last, so no break is a bounce.
 	var tick atomic.Int64
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	now := func() time.Time { return base.Add(time.Duration(tick.Add(1)) * time.Second) }
-	w, err := gpio.Start(cfg, gpio.Options{Store: st, Lookup: b.Lookup, Now: now})
+	w, err := gpio.Start(cfg, gpio.Options{Store: st, Lookup: b.Lookup, Now: now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,14 +52,14 @@ func TestBeams(t *testing.T) {
 	b.Break("9") // no such lane: ignored
 	b.Break("x")
 	testutil.WaitFor(t, 5*time.Second, func() error {
-		if n := len(st.entries(stream.NameGPIO)); n != 1 {
+		if n := len(testutil.ReadStream(t, st, stream.NameGPIO)); n != 1 {
 			return fmt.Errorf("%d events", n)
 		}
 		return nil
 	})
 	b.Break("2")
 	testutil.WaitFor(t, 5*time.Second, func() error {
-		es := st.entries(stream.NameGPIO)
+		es := testutil.ReadStream(t, st, stream.NameGPIO)
 		if len(es) != 2 {
 			return fmt.Errorf("%d events", len(es))
 		}
