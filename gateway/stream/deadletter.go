@@ -16,9 +16,9 @@ import (
 //
 //	{"source":…,"topic":…,"reason":…,"data_b64":…,"ts":…}
 //
-// followed by "size" and "truncated" only when Truncated is set, and by
-// "stream", "shard_id", "sequence_number" and "partition_key" only when
-// Origin is set. Encode it with Encode (or json.Marshal, which calls it)
+// followed by "size" and "truncated" when they are not zero (cut input),
+// and by "stream", "shard_id", "sequence_number" and "partition_key" (all
+// four, even empty) when Origin is set. Encode it with Encode (or json.Marshal, which calls it)
 // and read it with DecodeDeadLetter.
 type DeadLetter struct {
 	// Source names the component that wrote it: "mqtt", "analytics",
