@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/kaiten-edge/kaiten/gateway/status"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
@@ -190,9 +191,9 @@ func TestBrowserInProcess(t *testing.T) {
 	// The live SQL card: the demo query's newest window from plate-stats,
 	// a grid of plate type by lane with totals, and the lag from the board.
 	const q = "plates_taken_per_minute"
-	r.board.Set("analytics", func() any {
-		return map[string]any{"queries": []map[string]any{{"name": q, "sql": demoSQL, "source": "plates", "output": "plate-stats",
-			"window": "tumbling 1m0s", "state": "running", "millis_behind_latest": 4000, "recent": []any{}}}}
+	r.board.Set(status.AnalyticsEntry, func() any {
+		return status.Analytics{Queries: []status.Query{{Name: q, SQL: demoSQL, Source: "plates", Output: "plate-stats",
+			Window: "tumbling 1m0s", State: "running", BehindMs: 4000}}}
 	})
 	w1 := time.Now().Truncate(time.Minute).Add(-2 * time.Minute)
 	taken := map[[2]string]int{}

@@ -2,10 +2,10 @@ package dashboard
 
 import (
 	"errors"
-	"regexp"
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/config"
+	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
 
 // Config is the "dashboard" section of kaiten's YAML file. Every key is
@@ -49,8 +49,6 @@ type Config struct {
 	WriteTimeout config.Duration `yaml:"write_timeout"`
 }
 
-var streamNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
-
 // Validate fills defaults and checks the section; errors name the key.
 func (c *Config) Validate() error {
 	var errs []error
@@ -60,16 +58,16 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.PlatesStream == "" {
-		c.PlatesStream = "plates"
+		c.PlatesStream = stream.NamePlates
 	}
 	if c.DeadLetterStream == "" {
-		c.DeadLetterStream = "deadletter"
+		c.DeadLetterStream = stream.NameDeadLetter
 	}
-	if !streamNameRE.MatchString(c.PlatesStream) {
-		errs = append(errs, config.Errorf("dashboard.plates_stream", "%q: want 1-128 characters of a-z A-Z 0-9 _ . -", c.PlatesStream))
+	if stream.ValidName(c.PlatesStream) != nil {
+		errs = append(errs, config.Errorf("dashboard.plates_stream", "%q: want %s", c.PlatesStream, stream.NameRule))
 	}
-	if !streamNameRE.MatchString(c.DeadLetterStream) {
-		errs = append(errs, config.Errorf("dashboard.deadletter_stream", "%q: want 1-128 characters of a-z A-Z 0-9 _ . -", c.DeadLetterStream))
+	if stream.ValidName(c.DeadLetterStream) != nil {
+		errs = append(errs, config.Errorf("dashboard.deadletter_stream", "%q: want %s", c.DeadLetterStream, stream.NameRule))
 	}
 	def(&c.History, time.Hour)
 	def(&c.PushInterval, time.Second)

@@ -16,13 +16,6 @@ const (
 	recentDead     = 20
 )
 
-// deadMsg is the agreed dead-letter record.
-type deadMsg struct {
-	Source string `json:"source"`
-	Topic  string `json:"topic"`
-	Reason string `json:"reason"`
-}
-
 // DeadLetter is one recent dead letter as the gateway view shows it.
 type DeadLetter struct {
 	Source  string    `json:"source"`
@@ -88,8 +81,8 @@ func (d *DeadLetters) Add(recs []stream.Record, live bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, r := range recs {
-		var m deadMsg
-		if err := json.Unmarshal(r.Data, &m); err != nil || m.Source == "" {
+		m, err := stream.DecodeDeadLetter(r.Data)
+		if err != nil || m.Source == "" {
 			m.Source = "unknown"
 			if m.Reason == "" {
 				m.Reason = "unreadable dead-letter record"

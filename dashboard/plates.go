@@ -245,10 +245,15 @@ func (p *Plates) offBelt(id string, ps plateState) {
 	p.beltLane[ps.lane]--
 }
 
-// plateSweep is how often View looks for plates past PlateTTL.
+// plateSweep is how often Expire looks for plates past PlateTTL.
 const plateSweep = 10 * time.Second
 
-func (p *Plates) sweep(now time.Time) {
+// Expire takes the plates not seen for PlateTTL before now off the belt.
+// It looks at most every plateSweep (and again whenever the clock went
+// back), so calling it before every view costs little.
+func (p *Plates) Expire(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if now.Sub(p.lastSweep) < plateSweep && !now.Before(p.lastSweep) {
 		return
 	}
@@ -373,100 +378,142 @@ type StoreView struct {
 	Analytics []QueryResult `json:"analytics"`
 }
 
-// View computes the store view at now. It also expires plates not seen for
-// PlateTTL (looking at most every 10 s).
+// View computes the store view at now. It only reads the aggregation:
+// plates past PlateTTL leave the belt through Expire, which the server
+// calls before each view.
 func (p *Plates) View(now time.Time) StoreView {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	o := p.opts
 	v := StoreView{Now: now, HistoryS: o.History.Seconds(), WindowS: o.RateWindow.Seconds(), CoverS: o.Cover.Seconds(),
 		Records: p.records, Bad: p.bad, PassedPerMinute: map[string][]int64{}}
-	n := len(p.buckets)
-	nowMin := now.Unix() / 60
-	types := map[string]*TypeStats{}
+	b := p.newViewParts(now)
+	p.minuteCounts(&v, b)
+	p.beltCounts(&v, b)
+	p.typeStats(&v, b)
+	v.rankTypes()
+	p.sensorStats(&v, b)
+	v.laneStats(b)
+	v.emptyNotNull()
+	return v
+}
+
+// laneRateMins is the window of a lane's passed-per-minute rate.
+const laneRateMins = 5
+
+// viewParts is one View's work in progress: the stats by plate type and
+// by lane that the parts of the view fill in, and the counts within the
+// rate windows.
+type viewParts struct {
+	now        time.Time
+	rateMins   int64 // the take-rate window, in minutes
+	types      map[string]*TypeStats
+	lanes      map[string]*LaneStats
+	taken      map[string]int64 // by type, within rateMins
+	lanePassed map[string]int64 // by lane, within laneRateMins
+}
+
+// newViewParts starts a view with every known type and lane; p.mu is held.
+func (p *Plates) newViewParts(now time.Time) *viewParts {
+	b := &viewParts{now: now, rateMins: max(int64(p.opts.RateWindow/time.Minute), 1),
+		types: map[string]*TypeStats{}, lanes: map[string]*LaneStats{},
+		taken: map[string]int64{}, lanePassed: map[string]int64{}}
 	for t := range p.types {
-		types[t] = &TypeStats{PlateType: t}
+		b.types[t] = &TypeStats{PlateType: t}
 	}
-	lanes := map[string]*LaneStats{}
 	for l := range p.lanes {
-		lanes[l] = &LaneStats{Lane: l}
+		b.lanes[l] = &LaneStats{Lane: l}
 	}
-	getType := func(t string) *TypeStats {
-		if types[t] == nil {
-			types[t] = &TypeStats{PlateType: t}
-		}
-		return types[t]
+	return b
+}
+
+func (b *viewParts) typ(t string) *TypeStats {
+	if b.types[t] == nil {
+		b.types[t] = &TypeStats{PlateType: t}
 	}
-	getLane := func(l string) *LaneStats {
-		if lanes[l] == nil {
-			lanes[l] = &LaneStats{Lane: l}
-		}
-		return lanes[l]
+	return b.types[t]
+}
+
+func (b *viewParts) lane(l string) *LaneStats {
+	if b.lanes[l] == nil {
+		b.lanes[l] = &LaneStats{Lane: l}
 	}
-	rateMins := int64(o.RateWindow / time.Minute)
-	if rateMins < 1 {
-		rateMins = 1
-	}
-	const laneRateMins = 5
-	taken := map[string]int64{}
-	lanePassed := map[string]int64{}
+	return b.lanes[l]
+}
+
+// elapsed is how long a window of mins minutes up to now really covers,
+// in minutes: the current minute is partial.
+func (b *viewParts) elapsed(mins int64) float64 {
+	partial := float64(b.now.Unix()%60) / 60
+	return math.Max(float64(mins-1)+partial, 1)
+}
+
+// minuteCounts sums the per-minute buckets of the history: the chart's
+// minutes and series, the counts by type and lane, and the counts within
+// the rate windows; p.mu is held.
+func (p *Plates) minuteCounts(v *StoreView, b *viewParts) {
+	n := len(p.buckets)
+	nowMin := b.now.Unix() / 60
 	v.Minutes = make([]int64, n)
 	for i := 0; i < n; i++ {
 		min := nowMin - int64(n-1-i)
 		v.Minutes[i] = min * 60
-		b := &p.buckets[int(((min%int64(n))+int64(n))%int64(n))]
-		if b.minute != min {
+		bk := &p.buckets[int(((min%int64(n))+int64(n))%int64(n))]
+		if bk.minute != min {
 			continue
 		}
-		for t, c := range b.types {
-			ts := getType(t)
+		for t, c := range bk.types {
+			ts := b.typ(t)
 			ts.Placed += c[evPlaced]
 			ts.Passed += c[evPassed]
 			ts.Taken += c[evTaken]
-			if nowMin-min < rateMins {
-				taken[t] += c[evTaken]
+			if nowMin-min < b.rateMins {
+				b.taken[t] += c[evTaken]
 			}
 			if v.PassedPerMinute[t] == nil {
 				v.PassedPerMinute[t] = make([]int64, n)
 			}
 			v.PassedPerMinute[t][i] = c[evPassed]
 		}
-		for l, c := range b.lanes {
-			ls := getLane(l)
+		for l, c := range bk.lanes {
+			ls := b.lane(l)
 			ls.Placed += c[evPlaced]
 			ls.Passed += c[evPassed]
 			ls.Taken += c[evTaken]
 			if nowMin-min < laneRateMins {
-				lanePassed[l] += c[evPassed]
+				b.lanePassed[l] += c[evPassed]
 			}
 		}
 	}
-	for t := range types {
+	for t := range b.types {
 		if v.PassedPerMinute[t] == nil {
 			v.PassedPerMinute[t] = make([]int64, n)
 		}
 	}
-	p.sweep(now)
+}
+
+// beltCounts sets the plates on the belt, in all, by type and by lane;
+// p.mu is held.
+func (p *Plates) beltCounts(v *StoreView, b *viewParts) {
 	for t, n := range p.beltType {
 		if n > 0 {
-			getType(t).OnBelt = n
+			b.typ(t).OnBelt = n
 			v.OnBelt += n
 		}
 	}
 	for l, n := range p.beltLane {
 		if n > 0 {
-			getLane(l).OnBelt = n
+			b.lane(l).OnBelt = n
 		}
 	}
-	// Rates: the current minute is partial, so divide by the time the
-	// window really covers.
-	elapsed := func(mins int64) float64 {
-		partial := float64(now.Unix()%60) / 60
-		return math.Max(float64(mins-1)+partial, 1)
-	}
-	cover := o.Cover.Minutes()
-	for t, ts := range types {
-		ts.TakePerMin = round2(float64(taken[t]) / elapsed(rateMins))
+}
+
+// typeStats fills in each type's take rate, need and cover, and the
+// totals, into v.Types by name; p.mu is held.
+func (p *Plates) typeStats(v *StoreView, b *viewParts) {
+	cover := p.opts.Cover.Minutes()
+	for t, ts := range b.types {
+		ts.TakePerMin = round2(float64(b.taken[t]) / b.elapsed(b.rateMins))
 		if need := int(math.Ceil(ts.TakePerMin*cover - 1e-9)); need > ts.OnBelt {
 			ts.Need = need - ts.OnBelt
 		}
@@ -480,6 +527,11 @@ func (p *Plates) View(now time.Time) StoreView {
 		v.Types = append(v.Types, *ts)
 	}
 	sort.Slice(v.Types, func(i, j int) bool { return v.Types[i].PlateType < v.Types[j].PlateType })
+}
+
+// rankTypes derives the make-next list (most needed first) and the
+// running-low list (shortest cover first) from v.Types.
+func (v *StoreView) rankTypes() {
 	for _, ts := range v.Types {
 		if ts.Need > 0 {
 			v.MakeNext = append(v.MakeNext, ts)
@@ -496,13 +548,18 @@ func (p *Plates) View(now time.Time) StoreView {
 		}
 		return a.TakePerMin > b.TakePerMin
 	})
+}
+
+// sensorStats lists the sensors with their age and health, counts them
+// (and the silent ones) by lane, and lists the silent ones; p.mu is held.
+func (p *Plates) sensorStats(v *StoreView, b *viewParts) {
 	for name, s := range p.sensors {
-		age := now.Sub(s.lastSeen)
+		age := b.now.Sub(s.lastSeen)
 		ss := SensorStats{Sensor: name, Lane: s.lane, LastSeen: s.lastSeen, AgeSec: round2(math.Max(age.Seconds(), 0)),
-			OK: s.ok, Silent: age > o.SilentAfter}
+			OK: s.ok, Silent: age > p.opts.SilentAfter}
 		v.Sensors = append(v.Sensors, ss)
 		if s.lane != "" {
-			ls := getLane(s.lane)
+			ls := b.lane(s.lane)
 			ls.Sensors++
 			if ss.Silent {
 				ls.Silent++
@@ -514,11 +571,19 @@ func (p *Plates) View(now time.Time) StoreView {
 	}
 	sort.Slice(v.Sensors, func(i, j int) bool { return v.Sensors[i].Sensor < v.Sensors[j].Sensor })
 	sort.Strings(v.SilentSensors)
-	for l, ls := range lanes {
-		ls.PassedPerMin = round2(float64(lanePassed[l]) / elapsed(laneRateMins))
+}
+
+// laneStats fills in each lane's pass rate into v.Lanes, in lane order.
+func (v *StoreView) laneStats(b *viewParts) {
+	for l, ls := range b.lanes {
+		ls.PassedPerMin = round2(float64(b.lanePassed[l]) / b.elapsed(laneRateMins))
 		v.Lanes = append(v.Lanes, *ls)
 	}
 	sort.Slice(v.Lanes, func(i, j int) bool { return lessNatural(v.Lanes[i].Lane, v.Lanes[j].Lane) })
+}
+
+// emptyNotNull makes empty lists encode as [] rather than null.
+func (v *StoreView) emptyNotNull() {
 	if v.Types == nil {
 		v.Types = []TypeStats{}
 	}
@@ -537,7 +602,6 @@ func (p *Plates) View(now time.Time) StoreView {
 	if v.SilentSensors == nil {
 		v.SilentSensors = []string{}
 	}
-	return v
 }
 
 // liveCounts returns a copy of the live event counters.

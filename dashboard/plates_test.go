@@ -47,6 +47,7 @@ func TestPlatesView(t *testing.T) {
 		plateRec(now.Add(-2*time.Hour), "1", "ebi", "passed", "old", "x")) // older than the history
 	p.Add(recs, true)
 
+	p.Expire(now) // "old" has been off the belt for long
 	v := p.View(now)
 	if v.Bad != 2 {
 		t.Errorf("bad = %d, want 2", v.Bad)
@@ -95,9 +96,14 @@ func TestPlatesView(t *testing.T) {
 	if len(v.Lanes) != 2 || v.Lanes[0].Lane != "1" || v.Lanes[0].Passed != 6 || v.Lanes[1].Taken != 20 {
 		t.Errorf("lanes = %+v", v.Lanes)
 	}
+	// A view only reads: plates past PlateTTL stay until Expire runs.
+	later := now.Add(31 * time.Minute)
+	if again := p.View(later); again.OnBelt != v.OnBelt {
+		t.Errorf("on belt after TTL without Expire = %d, want %d (View must not change state)", again.OnBelt, v.OnBelt)
+	}
 	// Plates unseen for longer than PlateTTL leave the belt.
-	later := p.View(now.Add(31 * time.Minute))
-	if later.OnBelt != 0 {
+	p.Expire(later)
+	if later := p.View(later); later.OnBelt != 0 {
 		t.Errorf("on belt after TTL = %d, want 0", later.OnBelt)
 	}
 }

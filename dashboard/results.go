@@ -12,13 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/gateway/status"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
-
-// defaultResultsStream is the analytics' default output stream (see
-// gateway/analytics DefaultOutput). The dashboard always follows it, and
-// also every other output a running query names on the status board.
-const defaultResultsStream = "plate-stats"
 
 // Bounds on what the results card keeps, so that a query with many groups
 // (or anything else written to a results stream) cannot grow memory.
@@ -227,28 +223,13 @@ func indexOf(xs []string, s string) int {
 
 func contains(xs []string, s string) bool { return indexOf(xs, s) >= 0 }
 
-// queryStatus is the part of an analytics status-board entry the card
-// shows (the entry is {"queries":[…]}; see gateway/analytics QueryStatus).
-type queryStatus struct {
-	Name      string `json:"name"`
-	SQL       string `json:"sql"`
-	Output    string `json:"output"`
-	Window    string `json:"window"`
-	State     string `json:"state"`
-	Error     string `json:"error"`
-	Watermark string `json:"watermark"`
-	BehindMs  *int64 `json:"millis_behind_latest"`
-}
-
 // parseQueryStatus reads the analytics entry of the status board; nil if
 // there is none or it does not have the expected shape.
-func parseQueryStatus(raw json.RawMessage) []queryStatus {
+func parseQueryStatus(raw json.RawMessage) []status.Query {
 	if len(raw) == 0 {
 		return nil
 	}
-	var v struct {
-		Queries []queryStatus `json:"queries"`
-	}
+	var v status.Analytics
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil
 	}
@@ -302,10 +283,10 @@ type Pivot struct {
 // View returns every query with results or on the status board, by name.
 // A query that is not on the board is shown only while its newest window
 // ended within keep of now (a deleted query fades out).
-func (r *Results) View(now time.Time, statuses []queryStatus, keep time.Duration) []QueryResult {
+func (r *Results) View(now time.Time, statuses []status.Query, keep time.Duration) []QueryResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	byName := map[string]*queryStatus{}
+	byName := map[string]*status.Query{}
 	for i := range statuses {
 		if statuses[i].Name != "" {
 			byName[statuses[i].Name] = &statuses[i]
@@ -344,7 +325,8 @@ func (r *Results) View(now time.Time, statuses []queryStatus, keep time.Duration
 	}
 	for i := range out {
 		if qs := byName[out[i].Query]; qs != nil {
-			out[i].State, out[i].Error, out[i].Window, out[i].BehindMs = qs.State, clip(qs.Error, 300), qs.Window, qs.BehindMs
+			behind := qs.BehindMs
+			out[i].State, out[i].Error, out[i].Window, out[i].BehindMs = qs.State, clip(qs.Error, 300), qs.Window, &behind
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Query < out[j].Query })

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/gateway/status"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
 
@@ -45,8 +46,8 @@ func TestResultsNewestWindowPivot(t *testing.T) {
 	}
 	now := w1.Add(time.Minute + 5*time.Second)
 	behind := int64(1500)
-	views := r.View(now, []queryStatus{{Name: "plates_taken_per_minute", SQL: demoSQL, Output: "plate-stats",
-		Window: "tumbling 1m0s", State: "running", BehindMs: &behind}}, time.Hour)
+	views := r.View(now, []status.Query{{Name: "plates_taken_per_minute", SQL: demoSQL, Output: "plate-stats",
+		Window: "tumbling 1m0s", State: "running", BehindMs: behind}}, time.Hour)
 	if len(views) != 1 {
 		t.Fatalf("views = %+v", views)
 	}
@@ -125,7 +126,7 @@ func TestResultsGenericQuery(t *testing.T) {
 		rec(`{"query":"lane_speed","window_start":"2026-11-26T05:00:00.000Z","window_end":"2026-11-26T05:00:10.000Z","lane":"2","passes":40,"avg_ms":812.5,"p90_ms":990}`),
 		rec(`{"query":"lane_speed","window_start":"2026-11-26T05:00:00.000Z","window_end":"2026-11-26T05:00:10.000Z","lane":"1","passes":38,"avg_ms":790,"p90_ms":null,"note":{"a":1}}`),
 	})
-	views := r.View(ws.Add(20*time.Second), []queryStatus{{Name: "idle", Output: "other", Window: "session gap 30s", State: "running"}}, time.Hour)
+	views := r.View(ws.Add(20*time.Second), []status.Query{{Name: "idle", Output: "other", Window: "session gap 30s", State: "running"}}, time.Hour)
 	if len(views) != 2 || views[0].Query != "idle" || views[1].Query != "lane_speed" {
 		t.Fatalf("views = %+v", views)
 	}

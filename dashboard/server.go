@@ -131,7 +131,9 @@ func (s *Server) Start(ctx context.Context) {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); f.run(s.ctx) }()
 	}
-	s.followResults(defaultResultsStream)
+	// The analytics' default output is always followed, and every other
+	// output a running query names on the status board as it appears.
+	s.followResults(stream.NamePlateStats)
 	s.push()
 	s.wg.Add(1)
 	go func() {
@@ -185,7 +187,7 @@ type envelope struct {
 // is replayed from history ago, so the newest window of every query shows
 // again after a restart.
 func (s *Server) followResults(name string) {
-	if !streamNameRE.MatchString(name) {
+	if stream.ValidName(name) != nil {
 		return
 	}
 	s.mu.Lock()
@@ -206,12 +208,13 @@ func (s *Server) followResults(name string) {
 func (s *Server) push() {
 	now := s.deps.Now()
 	components := encodeComponents(s.deps.Status.Snapshot)
-	queries := parseQueryStatus(components["analytics"])
+	queries := parseQueryStatus(components[status.AnalyticsEntry])
 	for _, q := range queries {
 		if q.Output != "" {
 			s.followResults(q.Output)
 		}
 	}
+	s.plates.Expire(now)
 	sv := s.plates.View(now)
 	sv.Store = s.deps.StoreID
 	sv.Analytics = s.results.View(now, queries, s.cfg.History.Duration)
@@ -345,7 +348,7 @@ func (s *Server) validTopic(topic string) bool {
 		return true
 	}
 	name, ok := strings.CutPrefix(topic, "tail/")
-	if !ok || !streamNameRE.MatchString(name) {
+	if !ok || stream.ValidName(name) != nil {
 		return false
 	}
 	for _, n := range s.deps.Store.ListStreams() {

@@ -591,10 +591,10 @@ func TestQueryResults(t *testing.T) {
 		w0.Format(time.RFC3339) + `","window_end":"` + w0.Add(10*time.Second).Format(time.RFC3339) + `","lane":"2","passes":40,"avg_ms":812.5}`)})
 	r := startRig(t, st, Config{})
 	behind := int64(250)
-	r.board.Set("analytics", func() any {
-		return map[string]any{"queries": []map[string]any{
-			{"name": q, "sql": demoSQL, "output": "plate-stats", "window": "tumbling 1m0s", "state": "running", "millis_behind_latest": behind, "recent": []any{}},
-			{"name": "lane_speed", "sql": "SELECT lane, COUNT(*) AS passes, AVG(ms) AS avg_ms FROM plates", "output": "lane-stats", "state": "running", "millis_behind_latest": 0},
+	r.board.Set(status.AnalyticsEntry, func() any {
+		return status.Analytics{Queries: []status.Query{
+			{Name: q, SQL: demoSQL, Output: "plate-stats", Window: "tumbling 1m0s", State: "running", BehindMs: behind},
+			{Name: "lane_speed", SQL: "SELECT lane, COUNT(*) AS passes, AVG(ms) AS avg_ms FROM plates", Output: "lane-stats", State: "running"},
 		}}
 	})
 	find := func(v StoreView, name string) *QueryResult {

@@ -8,17 +8,18 @@ import (
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/config"
+	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
 
 // Defaults, used for zero config values.
 const (
-	DefaultOutput        = "plate-stats"
-	DefaultLateOutput    = "deadletter"
+	DefaultOutput        = stream.NamePlateStats
+	DefaultLateOutput    = stream.NameDeadLetter
 	DefaultEventLateness = 5 * time.Second
 	DefaultSaveInterval  = 10 * time.Second
 	DefaultRecent        = 20
 	DemoQueryName        = "plates_taken_per_minute"
-	DemoQuerySQL         = "SELECT lane, plate_type, COUNT(*) AS taken FROM plates WHERE event = 'taken' GROUP BY lane, plate_type, TUMBLING(INTERVAL '1' MINUTE)"
+	DemoQuerySQL         = "SELECT lane, plate_type, COUNT(*) AS taken FROM " + stream.NamePlates + " WHERE event = 'taken' GROUP BY lane, plate_type, TUMBLING(INTERVAL '1' MINUTE)"
 )
 
 // Config is the analytics section. See sample.yaml for every key.
@@ -68,9 +69,8 @@ type QueryConfig struct {
 }
 
 var (
-	queryName  = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
-	streamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
-	fieldPath  = regexp.MustCompile(`^[^.\s]+(\.[^.\s]+)*$`)
+	queryName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	fieldPath = regexp.MustCompile(`^[^.\s]+(\.[^.\s]+)*$`)
 )
 
 // DemoQuery is the query run when the config has no analytics queries.
@@ -92,7 +92,7 @@ func (q *QueryConfig) Normalize(key string) (*Plan, error) {
 		q.LateOutput = DefaultLateOutput
 	}
 	for k, v := range map[string]string{".output": q.Output, ".late_output": q.LateOutput} {
-		if !streamName.MatchString(v) {
+		if stream.ValidName(v) != nil {
 			errs = append(errs, config.Errorf(key+k, "%q is not a stream name", v))
 		}
 	}

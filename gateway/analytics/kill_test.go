@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/gateway/status"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
@@ -61,8 +62,8 @@ func putRecords(t *testing.T, addr string, recs []string, keys []string) {
 	}
 }
 
-func queryStatus(addr, name string) (QueryStatus, error) {
-	var s QueryStatus
+func queryStatus(addr, name string) (status.Query, error) {
+	var s status.Query
 	resp, err := http.Get("http://" + addr + "/api/queries/" + name)
 	if err != nil {
 		return s, err

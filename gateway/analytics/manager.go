@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/config"
+	"github.com/kaiten-edge/kaiten/gateway/status"
 	"github.com/kaiten-edge/kaiten/internal/atomicfile"
 )
 
@@ -43,8 +44,8 @@ type Manager struct {
 	mu      sync.Mutex
 	runners map[string]*Runner
 	order   []string
-	failed  []QueryStatus // queries that could not start
-	added   []QueryConfig // through the API
+	failed  []status.Query // queries that could not start
+	added   []QueryConfig  // through the API
 }
 
 // NewManager returns a manager; Start starts its queries.
@@ -94,7 +95,7 @@ func (m *Manager) Start(ctx context.Context, queries []QueryConfig) error {
 		if err := m.start(q); err != nil {
 			m.opts.Logger.Error("analytics: query not started", "query", q.Name, "err", err)
 			m.mu.Lock()
-			m.failed = append(m.failed, QueryStatus{Name: q.Name, SQL: q.SQL, Output: q.Output, State: "error", Error: err.Error()})
+			m.failed = append(m.failed, status.Query{Name: q.Name, SQL: q.SQL, Output: q.Output, State: "error", Error: err.Error()})
 			m.mu.Unlock()
 		}
 	}
@@ -116,22 +117,22 @@ func (m *Manager) start(q QueryConfig) error {
 }
 
 // Add validates and starts a query, and remembers it across restarts.
-func (m *Manager) Add(q QueryConfig) (QueryStatus, error) {
+func (m *Manager) Add(q QueryConfig) (status.Query, error) {
 	if _, err := q.Normalize("query"); err != nil {
-		return QueryStatus{}, err
+		return status.Query{}, err
 	}
 	m.mu.Lock()
 	_, exists := m.runners[q.Name]
 	n := len(m.runners)
 	m.mu.Unlock()
 	if exists {
-		return QueryStatus{}, fmt.Errorf("%w: %s", ErrQueryExists, q.Name)
+		return status.Query{}, fmt.Errorf("%w: %s", ErrQueryExists, q.Name)
 	}
 	if n >= MaxQueries {
-		return QueryStatus{}, fmt.Errorf("%w: at most %d", ErrTooManyQueries, MaxQueries)
+		return status.Query{}, fmt.Errorf("%w: at most %d", ErrTooManyQueries, MaxQueries)
 	}
 	if err := m.start(q); err != nil {
-		return QueryStatus{}, err
+		return status.Query{}, err
 	}
 	m.mu.Lock()
 	m.added = append(m.added, q)
@@ -194,7 +195,7 @@ func (m *Manager) Stop(ctx context.Context) error {
 }
 
 // Status lists every query's state, in start order.
-func (m *Manager) Status() []QueryStatus {
+func (m *Manager) Status() []status.Query {
 	m.mu.Lock()
 	rs := make([]*Runner, 0, len(m.runners))
 	for _, n := range m.order {
@@ -202,7 +203,7 @@ func (m *Manager) Status() []QueryStatus {
 	}
 	failed := slices.Clone(m.failed)
 	m.mu.Unlock()
-	out := make([]QueryStatus, 0, len(rs)+len(failed))
+	out := make([]status.Query, 0, len(rs)+len(failed))
 	for _, r := range rs {
 		out = append(out, r.Status())
 	}
@@ -214,9 +215,9 @@ func (m *Manager) Status() []QueryStatus {
 }
 
 // BoardStatus is what the manager publishes on the status board under
-// "analytics".
+// status.AnalyticsEntry: a status.Analytics.
 func (m *Manager) BoardStatus() any {
-	return map[string]any{"queries": m.Status()}
+	return status.Analytics{Queries: m.Status()}
 }
 
 // apiQuery is a query as the admin endpoint reads and writes it.

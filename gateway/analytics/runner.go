@@ -2,7 +2,6 @@ package analytics
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/gateway/status"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
 
@@ -82,7 +82,7 @@ type Runner struct {
 	errMsg         string
 	state          string
 
-	snap     atomic.Pointer[QueryStatus]
+	snap     atomic.Pointer[status.Query]
 	maxLead  int64         // ms; see handle
 	progress chan struct{} // closed and replaced when the watermark moves
 
@@ -96,31 +96,6 @@ const (
 	maxHold = time.Second
 	maxOpen = 10_000
 )
-
-// QueryStatus is a query's live state, as the status board and the admin
-// endpoint show it.
-type QueryStatus struct {
-	Name        string           `json:"name"`
-	SQL         string           `json:"sql"`
-	Source      string           `json:"source"`
-	Output      string           `json:"output"`
-	Window      string           `json:"window"`
-	Columns     []string         `json:"columns"`
-	EventTime   string           `json:"event_time,omitempty"`
-	LatenessMs  int64            `json:"allowed_lateness_ms"`
-	State       string           `json:"state"` // starting, running, error, stopped
-	Error       string           `json:"error,omitempty"`
-	Watermark   string           `json:"watermark,omitempty"`
-	OpenWindows int              `json:"open_windows"`
-	In          int64            `json:"records_in"`
-	Out         int64            `json:"records_out"`
-	Late        int64            `json:"records_late"`
-	Filtered    int64            `json:"records_filtered"`
-	Skipped     map[string]int64 `json:"skipped,omitempty"`
-	BehindMs    int64            `json:"millis_behind_latest"`
-	// Recent holds the newest results, oldest first.
-	Recent []json.RawMessage `json:"recent"`
-}
 
 func fingerprint(q QueryConfig) string {
 	return fmt.Sprintf("%s\x00%s\x00%d", strings.TrimSpace(q.SQL), q.EventTime, q.AllowedLateness.Milliseconds())
@@ -400,17 +375,11 @@ func (r *Runner) enqueue(e Emit, now time.Time) {
 	if e.WM != math.MinInt64 {
 		wm = formatMillis(e.WM)
 	}
-	b := make([]byte, 0, 160+len(e.Data)*4/3)
-	b = append(b, `{"source":"analytics","topic":`...)
-	b = appendJSONString(b, r.plan.Source+"/"+e.Shard+"/"+e.Seq)
-	b = append(b, `,"reason":`...)
-	b = appendJSONString(b, fmt.Sprintf("late for query %s: event time %s is behind the watermark %s", r.cfg.Name, formatMillis(e.Time), wm))
-	b = append(b, `,"data_b64":"`...)
-	b = base64.StdEncoding.AppendEncode(b, e.Data)
-	b = append(b, `","ts":"`...)
-	b = append(b, formatMillis(now.UnixMilli())...)
-	b = append(b, `"}`...)
-	r.pending = append(r.pending, pendingOut{Stream: r.cfg.LateOutput, Key: "analytics", Data: b})
+	d := stream.DeadLetter{Source: "analytics", Topic: r.plan.Source + "/" + e.Shard + "/" + e.Seq,
+		Reason: fmt.Sprintf("late for query %s: event time %s is behind the watermark %s", r.cfg.Name, formatMillis(e.Time), wm),
+		Data:   e.Data, TS: formatMillis(now.UnixMilli())}
+	dl := d.Entry()
+	r.pending = append(r.pending, pendingOut{Stream: r.cfg.LateOutput, Key: dl.PartitionKey, Data: dl.Data})
 }
 
 // account moves the engine's counters into the metrics.
@@ -598,7 +567,7 @@ func (r *Runner) checkpoint(stopped bool) {
 
 // Status returns the query's live state as of its last batch. It never
 // waits for the query (which may be in an fsync): it reads a snapshot.
-func (r *Runner) Status() QueryStatus {
+func (r *Runner) Status() status.Query {
 	if p := r.snap.Load(); p != nil {
 		return *p
 	}
@@ -614,9 +583,9 @@ func (r *Runner) publish() {
 }
 
 // status builds the status; r.mu is held.
-func (r *Runner) status() QueryStatus {
+func (r *Runner) status() status.Query {
 	s := r.eng.Stats()
-	qs := QueryStatus{Name: r.cfg.Name, SQL: r.plan.SQL, Source: r.plan.Source, Output: r.cfg.Output,
+	qs := status.Query{Name: r.cfg.Name, SQL: r.plan.SQL, Source: r.plan.Source, Output: r.cfg.Output,
 		Window: describeWindow(r.plan.Window), Columns: r.plan.Columns, EventTime: r.cfg.EventTime,
 		LatenessMs: r.cfg.AllowedLateness.Milliseconds(), State: r.state, Error: r.errMsg,
 		OpenWindows: r.eng.OpenWindows(), In: s.In, Out: s.Out, Late: s.Late, Filtered: s.Filtered,

@@ -2,7 +2,6 @@ package analytics
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -133,12 +132,11 @@ func TestRunnerWithStore(t *testing.T) {
 		if len(dl) != 1 {
 			return fmt.Errorf("%d dead letters", len(dl))
 		}
-		var d struct{ Source, Topic, Reason, DataB64 string }
-		if err := json.Unmarshal(dl[0].Data, &d); err != nil {
+		d, err := stream.DecodeDeadLetter(dl[0].Data)
+		if err != nil {
 			return err
 		}
-		raw, _ := base64.StdEncoding.DecodeString(gjsonField(dl[0].Data, "data_b64"))
-		if d.Source != "analytics" || !strings.Contains(d.Reason, "late") || string(raw) != late || dl[0].PartitionKey != "analytics" {
+		if d.Source != "analytics" || !strings.Contains(d.Reason, "late") || string(d.Data) != late || dl[0].PartitionKey != "analytics" {
 			return fmt.Errorf("dead letter %s", dl[0].Data)
 		}
 		s := m.Status()[0]
@@ -190,13 +188,6 @@ func TestRunnerWithStore(t *testing.T) {
 	if err := m2.Stop(stopCtx); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func gjsonField(raw []byte, name string) string {
-	var m map[string]any
-	_ = json.Unmarshal(raw, &m)
-	s, _ := m[name].(string)
-	return s
 }
 
 // TestOutboxExactlyOnce simulates the two crash points around writing

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"regexp"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -102,10 +101,10 @@ func (s StreamSpec) StreamConfig() stream.StreamConfig {
 // DefaultStreams are created when the config has no streams section: what
 // the embedded demo (simulator, MQTT routes, analytics) writes to.
 var DefaultStreams = []StreamSpec{
-	{Name: "plates", Shards: 4},      // plate events from MQTT sensors and the simulator
-	{Name: "gpio", Shards: 1},        // events from GPIO lines wired to the board
-	{Name: "deadletter", Shards: 1},  // ingest input that could not be stored as asked, with the reason
-	{Name: "plate-stats", Shards: 1}, // results of the demo's continuous query
+	{Name: stream.NamePlates, Shards: 4},     // plate events from MQTT sensors and the simulator
+	{Name: stream.NameGPIO, Shards: 1},       // events from GPIO lines wired to the board
+	{Name: stream.NameDeadLetter, Shards: 1}, // ingest input that could not be stored as asked, with the reason
+	{Name: stream.NamePlateStats, Shards: 1}, // results of the demo's continuous query
 }
 
 // Defaults returns the config used when no file is given.
@@ -119,8 +118,6 @@ func Defaults() *Config {
 		MemoryLimit:     96 << 20,
 	}
 }
-
-var streamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
 
 // Load reads the file at path (or nothing, when path is ""), fills defaults,
 // lets each component decode its own section, and validates. Errors name
@@ -225,8 +222,8 @@ func (c *Config) Validate() error {
 	seen := map[string]bool{}
 	for i, s := range c.Streams {
 		key := fmt.Sprintf("streams[%d]", i)
-		if !streamName.MatchString(s.Name) {
-			errs = append(errs, config.Errorf(key+".name", "%q: want 1-128 characters of a-z A-Z 0-9 _ . -", s.Name))
+		if stream.ValidName(s.Name) != nil {
+			errs = append(errs, config.Errorf(key+".name", "%q: want %s", s.Name, stream.NameRule))
 		}
 		if seen[s.Name] {
 			errs = append(errs, config.Errorf(key+".name", "%q is listed twice", s.Name))

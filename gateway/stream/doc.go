@@ -64,4 +64,13 @@
 // shard lineage (a child is read only after the group has checkpointed
 // everything of its parents), holds a lease per shard, and hands batches to
 // a function; the caller checkpoints after its destination acknowledged.
+//
+// # Shared contracts
+//
+// What the sources, sync, the analytics queries and the dashboard agree on
+// about streams is defined here once, so that a change to it is a compile
+// error in every package that relies on it: the stream-name rule
+// (ValidName, ErrInvalidName, NameRule), the names of the demo's streams
+// (NamePlates, NameGPIO, NameDeadLetter, NamePlateStats) and the
+// dead-letter record (DeadLetter, its Encode and DecodeDeadLetter).
 package stream

@@ -174,8 +174,6 @@ func (sh *shardState) waitChan() <-chan struct{} {
 	return sh.notify
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
-
 func (o *Options) fill() error {
 	if o.Dir == "" {
 		return fmt.Errorf("%w: Options.Dir is required", ErrInvalidArgument)
@@ -510,7 +508,7 @@ func (s *Store) StreamNameFromARN(arn string) (string, error) {
 		return "", fmt.Errorf("%w: ARN %q does not name a stream of this gateway (want %s<name>)", ErrInvalidArgument, arn, prefix)
 	}
 	name := arn[len(prefix):]
-	if !nameRE.MatchString(name) {
+	if ValidName(name) != nil {
 		return "", fmt.Errorf("%w: ARN %q: bad stream name", ErrInvalidArgument, arn)
 	}
 	return name, nil
@@ -518,8 +516,8 @@ func (s *Store) StreamNameFromARN(arn string) (string, error) {
 
 // CreateStream creates a stream with cfg.ShardCount even shards.
 func (s *Store) CreateStream(ctx context.Context, cfg StreamConfig) error {
-	if !nameRE.MatchString(cfg.Name) {
-		return fmt.Errorf("%w: stream name %q: want 1-128 characters of a-z A-Z 0-9 _ . -", ErrInvalidArgument, cfg.Name)
+	if err := ValidName(cfg.Name); err != nil {
+		return err
 	}
 	if cfg.ShardCount < 1 {
 		return fmt.Errorf("%w: shard count %d: want at least 1", ErrInvalidArgument, cfg.ShardCount)

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -26,6 +27,12 @@ var (
 	// key lengths, record sizes, hash keys, sequence numbers, shard ranges
 	// (Kinesis: InvalidArgumentException or ValidationException).
 	ErrInvalidArgument = errors.New("stream: invalid argument")
+	// ErrInvalidName is returned by ValidName (and CreateStream) for a
+	// stream name that breaks NameRule. It wraps ErrInvalidArgument.
+	ErrInvalidName = fmt.Errorf("%w: stream name", ErrInvalidArgument)
+	// ErrInvalidDeadLetter is returned by DecodeDeadLetter for bytes that
+	// are not a dead-letter record.
+	ErrInvalidDeadLetter = errors.New("stream: invalid dead-letter record")
 	// ErrLimitExceeded is returned when a count limit is hit: shards per store,
 	// streams per store (Kinesis: LimitExceededException).
 	ErrLimitExceeded = errors.New("stream: limit exceeded")

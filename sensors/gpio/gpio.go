@@ -29,7 +29,7 @@ import (
 
 // Defaults for zero config values.
 const (
-	DefaultStream      = "gpio"
+	DefaultStream      = stream.NameGPIO
 	DefaultWaitTimeout = time.Second
 	DefaultDebounce    = 5 * time.Millisecond
 	DefaultQueue       = 1024

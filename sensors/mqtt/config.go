@@ -55,7 +55,7 @@ import (
 // Defaults, used when the matching config value is zero.
 const (
 	DefaultEmbeddedAddr         = "127.0.0.1:1883"
-	DefaultDeadLetterStream     = "deadletter"
+	DefaultDeadLetterStream     = stream.NameDeadLetter
 	DefaultMaxPayload           = 256 << 10
 	DefaultQueue                = 1024
 	DefaultQueueBytes           = 8 << 20
@@ -169,8 +169,8 @@ type Route struct {
 // into stream plates, partition key {store}/{lane} from the topic.
 func DefaultRoutes() []Route {
 	return []Route{
-		{Topic: "store/+/lane/+/plate", Stream: "plates", Key: "{1}/{3}", Payload: PayloadJSON},
-		{Topic: "store/+/lane/+/sensor/+/status", Stream: "plates", Key: "{1}/{3}", Payload: PayloadJSON},
+		{Topic: "store/+/lane/+/plate", Stream: stream.NamePlates, Key: "{1}/{3}", Payload: PayloadJSON},
+		{Topic: "store/+/lane/+/sensor/+/status", Stream: stream.NamePlates, Key: "{1}/{3}", Payload: PayloadJSON},
 	}
 }
 

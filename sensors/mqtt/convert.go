@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -117,31 +116,16 @@ func firstNonSpace(b []byte) byte {
 	return 0
 }
 
-// DeadLetter is the JSON of a record in the dead-letter stream (the team's
-// agreed format). Size and Truncated appear only for cut input.
-type DeadLetter struct {
-	Source    string `json:"source"`
-	Topic     string `json:"topic"`
-	Reason    string `json:"reason"`
-	DataB64   string `json:"data_b64"`
-	TS        string `json:"ts"`
-	Size      int    `json:"size,omitempty"`
-	Truncated bool   `json:"truncated,omitempty"`
-}
-
 func (r *router) dead(m *Message, class, reason string) (string, stream.Entry, string) {
 	return r.deadletter, deadEntry(m, class, reason), class
 }
 
 func deadEntry(m *Message, class, reason string) stream.Entry {
-	d := DeadLetter{Source: "mqtt", Topic: m.Topic, Reason: class + ": " + reason,
-		TS: m.Received.UTC().Format(time.RFC3339Nano)}
-	data := m.Payload
-	if len(data) > MaxDeadLetterData {
-		d.Size, d.Truncated = len(data), true
-		data = data[:MaxDeadLetterData]
+	d := stream.DeadLetter{Source: "mqtt", Topic: m.Topic, Reason: class + ": " + reason,
+		Data: m.Payload, TS: m.Received.UTC().Format(time.RFC3339Nano)}
+	if len(d.Data) > MaxDeadLetterData {
+		d.Size, d.Truncated = len(d.Data), true
+		d.Data = d.Data[:MaxDeadLetterData]
 	}
-	d.DataB64 = base64.StdEncoding.EncodeToString(data)
-	b, _ := json.Marshal(d) // cannot fail: strings only
-	return stream.Entry{PartitionKey: "mqtt", Data: b}
+	return d.Entry()
 }

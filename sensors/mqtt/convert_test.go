@@ -2,11 +2,12 @@ package mqtt
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
 
 func testRouter(t *testing.T, routes ...Route) *router {
@@ -22,10 +23,10 @@ func testRouter(t *testing.T, routes ...Route) *router {
 	return r
 }
 
-func decodeDead(t *testing.T, b []byte) DeadLetter {
+func decodeDead(t *testing.T, b []byte) stream.DeadLetter {
 	t.Helper()
-	var d DeadLetter
-	if err := json.Unmarshal(b, &d); err != nil {
+	d, err := stream.DecodeDeadLetter(b)
+	if err != nil {
 		t.Fatalf("dead letter is not JSON: %v: %s", err, b)
 	}
 	return d
@@ -80,7 +81,7 @@ func TestConvert(t *testing.T) {
 			continue
 		}
 		d := decodeDead(t, e.Data)
-		orig, _ := base64.StdEncoding.DecodeString(d.DataB64)
+		orig := d.Data
 		if d.Source != "mqtt" || d.Topic != b.topic || !strings.HasPrefix(d.Reason, b.class+": ") ||
 			!bytes.Equal(orig, b.payload) || d.TS != "2026-11-26T05:00:00.123Z" || d.Truncated {
 			t.Errorf("dead letter %+v", d)
@@ -92,7 +93,7 @@ func TestDeadLetterTruncatesHugeInput(t *testing.T) {
 	big := bytes.Repeat([]byte("y"), 3<<20)
 	e := deadEntry(&Message{Topic: "t", Payload: big, Received: time.Now()}, ReasonTooLarge, "big")
 	d := decodeDead(t, e.Data)
-	orig, _ := base64.StdEncoding.DecodeString(d.DataB64)
+	orig := d.Data
 	if !d.Truncated || d.Size != len(big) || len(orig) != MaxDeadLetterData || len(e.Data) > 1<<20 {
 		t.Fatalf("truncated=%v size=%d kept=%d record=%d", d.Truncated, d.Size, len(orig), len(e.Data))
 	}
@@ -124,8 +125,7 @@ func FuzzConvert(f *testing.F) {
 			return
 		}
 		d := decodeDead(t, e.Data)
-		orig, err := base64.StdEncoding.DecodeString(d.DataB64)
-		if s != "deadletter" || err != nil || (!d.Truncated && !bytes.Equal(orig, payload)) {
+		if s != "deadletter" || (!d.Truncated && !bytes.Equal(d.Data, payload)) {
 			t.Fatalf("dead letter %+v for %q", d, payload)
 		}
 	})

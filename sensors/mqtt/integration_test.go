@@ -3,7 +3,6 @@ package mqtt
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -314,11 +313,11 @@ func TestIngestDeadLetters(t *testing.T) {
 				t.Fatalf("%d dead letters, want %d", len(dl), len(bad))
 			}
 			for _, r := range dl {
-				var d DeadLetter
-				if err := json.Unmarshal(r.Data, &d); err != nil {
+				d, err := stream.DecodeDeadLetter(r.Data)
+				if err != nil {
 					t.Fatal(err)
 				}
-				orig, _ := base64.StdEncoding.DecodeString(d.DataB64)
+				orig := d.Data
 				found := false
 				for _, b := range bad {
 					if b.topic == d.Topic && bytes.Equal(b.payload, orig) {

@@ -10,6 +10,7 @@ import (
 	"github.com/kaiten-edge/kaiten/gateway/analytics"
 	"github.com/kaiten-edge/kaiten/gateway/app"
 	"github.com/kaiten-edge/kaiten/gateway/config"
+	"github.com/kaiten-edge/kaiten/gateway/status"
 )
 
 // Edge analytics: continuous SQL queries over the streams. Config section
@@ -54,7 +55,7 @@ func init() {
 				return nil, err
 			}
 			m.Register(env.Mux, cfg.Token)
-			env.Status.Set("analytics", m.BoardStatus)
+			env.Status.Set(status.AnalyticsEntry, m.BoardStatus)
 			return m.Stop, nil
 		},
 	})

@@ -19,8 +19,6 @@ import (
 	"sync"
 
 	"go.yaml.in/yaml/v3"
-	pgpio "periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/kaiten-edge/kaiten/gateway/app"
 	"github.com/kaiten-edge/kaiten/gateway/config"
@@ -29,22 +27,42 @@ import (
 	"github.com/kaiten-edge/kaiten/sensors/sim"
 )
 
-var ingest struct {
+// ingestConfig is what the three components decode from their sections
+// and flags.
+type ingestConfig struct {
 	mqtt       mqtt.Config
 	gpio       gpio.Config
 	sim        sim.Config
 	flagBroker string
 	flagAddr   string
 	noSim      bool
+}
 
-	mu        sync.Mutex
-	brokerURL string // where the simulator publishes: set by the mqtt component
-	embedded  bool
-	user      string // credentials for the embedded broker, if it has users
-	password  string
+// brokerLink hands the broker the mqtt component started (or connects to)
+// to the simulator, which starts after it and publishes there.
+type brokerLink struct {
+	mu       sync.Mutex
+	url      string
+	embedded bool
+	user     string // credentials for the embedded broker, if it has users
+	password string
+}
+
+func (l *brokerLink) set(url string, embedded bool, user, password string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.url, l.embedded, l.user, l.password = url, embedded, user, password
+}
+
+func (l *brokerLink) get() (url string, embedded bool, user, password string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.url, l.embedded, l.user, l.password
 }
 
 func init() {
+	ingest := &ingestConfig{}
+	broker := &brokerLink{}
 	app.Register(app.Component{
 		Name:  "mqtt",
 		Order: 10,
@@ -77,10 +95,8 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			ingest.mu.Lock()
-			ingest.brokerURL, ingest.embedded = in.BrokerURL(), in.Addr() != ""
-			ingest.user, ingest.password = in.Credentials()
-			ingest.mu.Unlock()
+			user, password := in.Credentials()
+			broker.set(in.BrokerURL(), in.Addr() != "", user, password)
 			if in.Addr() != "" {
 				fmt.Fprintf(os.Stdout, "  MQTT broker: tcp://%s (embedded)\n", in.Addr())
 			}
@@ -130,12 +146,10 @@ func init() {
 			if err := cfg.Normalize(env.StoreID); err != nil {
 				return nil, err
 			}
-			ingest.mu.Lock()
-			broker, embedded := ingest.brokerURL, ingest.embedded
+			url, embedded, user, password := broker.get()
 			if cfg.Broker == "" && cfg.Username == "" {
-				cfg.Username, cfg.Password = ingest.user, ingest.password
+				cfg.Username, cfg.Password = user, password
 			}
-			ingest.mu.Unlock()
 			on := embedded
 			if cfg.Enabled != nil {
 				on = *cfg.Enabled
@@ -146,14 +160,15 @@ func init() {
 			}
 			opts := sim.Options{Metrics: env.Metrics, Logger: env.Logger}
 			var beams *gpio.Watcher
-			if (cfg.GPIO == nil && len(ingest.gpio.Pins) == 0) || (cfg.GPIO != nil && *cfg.GPIO) {
+			realPins := len(ingest.gpio.Pins) > 0
+			if (cfg.GPIO == nil && !realPins) || (cfg.GPIO != nil && *cfg.GPIO) {
 				var err error
-				beams, opts.OnBeam, err = simBeams(cfg.Lanes, env)
+				beams, opts.OnBeam, err = simBeams(cfg.Lanes, realPins, env)
 				if err != nil {
 					return nil, err
 				}
 			}
-			s, err := sim.Start(cfg, broker, opts)
+			s, err := sim.Start(cfg, url, opts)
 			if err != nil {
 				if beams != nil {
 					_ = beams.Stop(ctx)
@@ -165,7 +180,7 @@ func init() {
 				env.Status.Remove("sim")
 				s.Stop()
 				if beams != nil {
-					if len(ingest.gpio.Pins) == 0 {
+					if !realPins {
 						env.Status.Remove("gpio")
 					} else {
 						env.Status.Remove("gpio-sim")
@@ -178,32 +193,22 @@ func init() {
 	})
 }
 
-// simBeams starts the real gpio watcher on simulated pins SIM-LANE1.. (one
-// break-beam per lane, sensor laneN-beam) and returns the function the
-// simulator calls when a plate breaks a lane's beam.
-func simBeams(lanes int, env *app.Env) (*gpio.Watcher, func(string), error) {
-	pins := map[string]*gpiotest.Pin{}
-	cfg := gpio.Config{}
-	for i := 1; i <= lanes; i++ {
-		name := fmt.Sprintf("SIM-LANE%d", i)
-		pins[fmt.Sprint(i)] = &gpiotest.Pin{N: name, Num: 1000 + i, EdgesChan: make(chan pgpio.Level, 16)}
-		cfg.Pins = append(cfg.Pins, gpio.PinConfig{Pin: name, Sensor: fmt.Sprintf("lane%d-beam", i),
-			Lane: fmt.Sprint(i), Edge: "falling"})
-	}
-	if err := cfg.Normalize(); err != nil {
+// simBeams starts the real gpio watcher on the simulator's beams
+// SIM-LANE1.. (one per lane, sensor laneN-beam) and returns the function
+// the simulator calls when a plate breaks a lane's beam. realPins says
+// that a gpio section watches real pins too.
+func simBeams(lanes int, realPins bool, env *app.Env) (*gpio.Watcher, func(string), error) {
+	beams := sim.NewBeams(lanes)
+	cfg, err := beams.GPIOConfig()
+	if err != nil {
 		return nil, nil, err
-	}
-	byName := map[string]pgpio.PinIO{}
-	for _, p := range pins {
-		byName[p.N] = p
 	}
 	// Real pins (sim.gpio forced on next to a gpio section) keep the gpio
 	// metrics and status name; the simulated ones then go without metrics
 	// under "gpio-sim".
-	opts := gpio.Options{Store: env.Store, Metrics: env.Metrics, Logger: env.Logger,
-		Lookup: func(n string) pgpio.PinIO { return byName[n] }}
+	opts := gpio.Options{Store: env.Store, Metrics: env.Metrics, Logger: env.Logger, Lookup: beams.Lookup}
 	board := "gpio"
-	if len(ingest.gpio.Pins) > 0 {
+	if realPins {
 		opts.Metrics, board = nil, "gpio-sim"
 	}
 	w, err := gpio.Start(cfg, opts)
@@ -211,12 +216,5 @@ func simBeams(lanes int, env *app.Env) (*gpio.Watcher, func(string), error) {
 		return nil, nil, err
 	}
 	env.Status.Set(board, func() any { return w.Status() })
-	return w, func(lane string) {
-		if p := pins[lane]; p != nil {
-			select {
-			case p.EdgesChan <- pgpio.Low:
-			default: // the watcher is behind; a real line would merge edges too
-			}
-		}
-	}, nil
+	return w, beams.Break, nil
 }
