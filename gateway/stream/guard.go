@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -228,7 +231,20 @@ func (s *Store) diskRoom(now time.Time, want int64) error {
 // cut during a memtable flush or a compaction leaves the new table half
 // written before its MANIFEST entry, and Badger deletes such files when it
 // opens. A MANIFEST that cannot be read is left for Badger to report.
-func preflight(dir string) error {
+//
+// It also removes the newest memtable or value-log file when it is empty
+// (0 bytes): a kill between Badger creating such a file and sizing it
+// leaves one, it holds no data, and Badger refuses to open a store that
+// has it ("Create a new file").
+func preflight(dir string, log *slog.Logger) error {
+	for _, ext := range []string{".mem", ".vlog"} {
+		if p := emptyNewest(dir, ext); p != "" {
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("stream: remove the empty %s left by an interrupted start of a new file: %w", filepath.Base(p), err)
+			}
+			log.Info("removed an empty file left by a crash while Badger started it; it held no data", "file", filepath.Base(p))
+		}
+	}
 	ids, err := manifestTables(dir)
 	if err != nil {
 		return nil
@@ -240,6 +256,23 @@ func preflight(dir string) error {
 		}
 	}
 	return nil
+}
+
+// emptyNewest returns the path of the file with the highest number and the
+// extension ext in dir if it is empty, else "".
+func emptyNewest(dir, ext string) string {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+	newest, best := "", int64(-1)
+	for _, p := range paths {
+		n, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(p), ext), 10, 64)
+		if err == nil && n > best {
+			newest, best = p, n
+		}
+	}
+	if fi, err := os.Stat(newest); err != nil || fi.Size() != 0 {
+		return ""
+	}
+	return newest
 }
 
 // manifestTables lists the ids of the tables Badger's MANIFEST in dir

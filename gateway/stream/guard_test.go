@@ -81,3 +81,35 @@ func TestPreflightRefusesReferencedTableCutShort(t *testing.T) {
 		t.Fatalf("error %q does not name %q", err, want)
 	}
 }
+
+// A kill between Badger creating its next memtable or value-log file and
+// sizing it leaves the newest such file empty; the store still opens, with
+// every record, and the empty file is gone.
+func TestPreflightRemovesEmptyNewestLogFile(t *testing.T) {
+	for _, ext := range []string{".mem", ".vlog"} {
+		t.Run(ext, func(t *testing.T) {
+			dir := t.TempDir()
+			fillAndClose(t, dir)
+			newest := int64(0)
+			paths, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+			for _, p := range paths {
+				var n int64
+				if _, err := fmt.Sscanf(filepath.Base(p), "%d"+ext, &n); err == nil && n > newest {
+					newest = n
+				}
+			}
+			stray := filepath.Join(dir, fmt.Sprintf("%06d%s", newest+1, ext))
+			if err := os.WriteFile(stray, nil, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(Options{Dir: dir, MemTableSize: 1 << 20})
+			if err != nil {
+				t.Fatalf("open with an empty newest %s file: %v", ext, err)
+			}
+			defer s.Close()
+			if got := len(readAll(t, s, "guard", "shardId-000000000000")); got != 6000 {
+				t.Fatalf("read %d records, want 6000", got)
+			}
+		})
+	}
+}

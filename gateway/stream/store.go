@@ -279,7 +279,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("stream: open: %w", err)
 	}
 	recorded := readHWM(opts.Dir)
-	if err := preflight(opts.Dir); err != nil && !opts.AcceptDataLoss {
+	if err := preflight(opts.Dir, opts.Logger); err != nil && !opts.AcceptDataLoss {
 		return nil, fmt.Errorf("stream: open %s: %w (the data is left as it is; see README \"Recovery\")", opts.Dir, err)
 	}
 	db, err := openBadger(badgerOptions(opts))
