@@ -86,7 +86,8 @@ func TestPreflightRefusesReferencedTableCutShort(t *testing.T) {
 // sizing it leaves the newest such file empty; the store still opens, with
 // every record, and the empty file is gone.
 func TestPreflightRemovesEmptyNewestLogFile(t *testing.T) {
-	for _, ext := range []string{".mem", ".vlog"} {
+	// Badger names memtables with 5 digits and value-log files with 6.
+	for ext, format := range map[string]string{".mem": "%05d.mem", ".vlog": "%06d.vlog"} {
 		t.Run(ext, func(t *testing.T) {
 			dir := t.TempDir()
 			fillAndClose(t, dir)
@@ -98,7 +99,7 @@ func TestPreflightRemovesEmptyNewestLogFile(t *testing.T) {
 					newest = n
 				}
 			}
-			stray := filepath.Join(dir, fmt.Sprintf("%06d%s", newest+1, ext))
+			stray := filepath.Join(dir, fmt.Sprintf(format, newest+1))
 			if err := os.WriteFile(stray, nil, 0o640); err != nil {
 				t.Fatal(err)
 			}
