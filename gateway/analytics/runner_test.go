@@ -22,6 +22,7 @@ import (
 
 	"github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
@@ -51,7 +52,7 @@ func put(t *testing.T, st *stream.Store, name string, key string, data string) {
 // readAll returns every record of a stream, shard by shard.
 func readAll(t *testing.T, st *stream.Store, name string) []stream.Record {
 	t.Helper()
-	return testutil.ReadStream(t, st, name)
+	return streamtest.ReadStream(t, st, name)
 }
 
 func datas(recs []stream.Record) []string {

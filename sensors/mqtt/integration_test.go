@@ -18,6 +18,7 @@ import (
 
 	"github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sensors/mqtt/mqtttest"
 )
@@ -47,7 +48,7 @@ func openStore(t testing.TB, dir string) *stream.Store {
 // readAll returns every record of a stream, shard by shard.
 func readAll(t testing.TB, st *stream.Store, name string) []stream.Record {
 	t.Helper()
-	return testutil.ReadStream(t, st, name)
+	return streamtest.ReadStream(t, st, name)
 }
 
 func platePayload(i int) []byte {

@@ -1,4 +1,7 @@
-package testutil
+// Package streamtest holds helpers for tests that use a real stream store:
+// it lives apart from internal/testutil so that testutil does not import
+// gateway/stream, and the stream's own tests can use testutil.
+package streamtest
 
 import (
 	"context"
