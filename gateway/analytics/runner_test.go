@@ -28,17 +28,11 @@ import (
 
 func openStore(t *testing.T, dir string, streams map[string]int) *stream.Store {
 	t.Helper()
-	st, err := stream.Open(stream.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	var scs []stream.StreamConfig
 	for name, shards := range streams {
-		if err := st.CreateStream(context.Background(), stream.StreamConfig{Name: name, ShardCount: shards}); err != nil {
-			t.Fatal(err)
-		}
+		scs = append(scs, stream.StreamConfig{Name: name, ShardCount: shards})
 	}
-	return st
+	return streamtest.Open(t, stream.Options{Dir: dir}, scs...)
 }
 
 func put(t *testing.T, st *stream.Store, name string, key string, data string) {

@@ -33,16 +33,8 @@ func quietLogger() *slog.Logger {
 // openStore opens a real store in dir with the demo's ingest streams.
 func openStore(t testing.TB, dir string) *stream.Store {
 	t.Helper()
-	st, err := stream.Open(stream.Options{Dir: dir, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sc := range []stream.StreamConfig{{Name: "plates", ShardCount: 4}, {Name: "deadletter", ShardCount: 1}} {
-		if err := st.CreateStream(context.Background(), sc); err != nil && !strings.Contains(err.Error(), "exists") {
-			t.Fatal(err)
-		}
-	}
-	return st
+	return streamtest.Open(t, stream.Options{Dir: dir, Logger: quietLogger()},
+		stream.StreamConfig{Name: "plates", ShardCount: 4}, stream.StreamConfig{Name: "deadletter", ShardCount: 1})
 }
 
 // readAll returns every record of a stream, shard by shard.

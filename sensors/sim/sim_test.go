@@ -16,6 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sensors/mqtt"
 	"github.com/kaiten-edge/kaiten/sensors/mqtt/mqtttest"
@@ -251,16 +252,7 @@ func TestSimWaitsForTheBroker(t *testing.T) {
 // TestSimThroughEmbeddedIngest is the demo path: simulator -> embedded
 // broker -> ingest -> stream plates (and the garbled ones to deadletter).
 func TestSimThroughEmbeddedIngest(t *testing.T) {
-	st, err := stream.Open(stream.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	for _, sc := range []stream.StreamConfig{{Name: "plates", ShardCount: 4}, {Name: "deadletter", ShardCount: 1}} {
-		if err := st.CreateStream(context.Background(), sc); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st := streamtest.Open(t, stream.Options{}, stream.StreamConfig{Name: "plates", ShardCount: 4}, stream.StreamConfig{Name: "deadletter", ShardCount: 1})
 	in, err := mqtt.Start(mqtt.Config{Embedded: mqtt.EmbeddedConfig{Addr: testutil.FreeAddr(t)}}, "demo-store",
 		mqtt.Options{Store: st, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

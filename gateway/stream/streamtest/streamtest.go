@@ -5,10 +5,37 @@ package streamtest
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"testing"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
+
+// Open opens a real store with opts and creates each of streams that does
+// not exist yet (a store a daemon left behind keeps its streams). An empty
+// opts.Dir means a fresh t.TempDir(); a nil opts.Logger discards the logs.
+// The store is closed when the test ends; closing it earlier is fine.
+func Open(t testing.TB, opts stream.Options, streams ...stream.StreamConfig) *stream.Store {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	st, err := stream.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	for _, sc := range streams {
+		if err := st.CreateStream(context.Background(), sc); err != nil && !errors.Is(err, stream.ErrStreamExists) {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
 
 // ReadStream returns every record of a stream in the store, shard by shard
 // in creation order, each shard in sequence order.
