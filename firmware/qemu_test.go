@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -121,11 +120,7 @@ func httpGet(url string) (string, error) {
 }
 
 func kinesisClient(addr string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String("http://" + addr),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDKAITENTEST", "not-a-secret", ""),
-	})
+	return testutil.KinesisClient(addr, testutil.KinesisSDKRetries(0))
 }
 
 // readAll reads every record of every shard from TRIM_HORIZON and returns

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/gorilla/websocket"
@@ -149,8 +148,7 @@ func TestLoadSoak(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-	kc := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + d.HTTPAddr),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDLOAD", "load", ""), Retryer: testutil.SDKRaceRetryer()})
+	kc := testutil.KinesisClient(d.HTTPAddr, testutil.KinesisKeys("AKIDLOAD", "load"))
 	var put, putErr atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -215,11 +214,7 @@ func TestSigV4RegionFollowsStore(t *testing.T) {
 	d := daemon(t, sigv4Config()+"store:\n  region: eu-west-1\n")
 	ctx := ctxT(t)
 	client := func(region string) *kinesis.Client {
-		return kinesis.New(kinesis.Options{
-			Region:       region,
-			BaseEndpoint: aws.String("http://" + d.HTTPAddr),
-			Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
-		})
+		return testutil.KinesisClient(d.HTTPAddr, testutil.KinesisRegion(region), testutil.KinesisKeys(keyID, secret), testutil.KinesisSDKRetries(0))
 	}
 	out, err := client("eu-west-1").ListStreams(ctx, &kinesis.ListStreamsInput{})
 	if err != nil {

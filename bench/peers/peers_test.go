@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/dgraph-io/badger/v4"
@@ -428,8 +427,7 @@ func jetStreamBench(t *testing.T, name string, always bool) float64 {
 // ---- Kinesis API: kaiten and kinesalite ----------------------------------
 
 func kinesisClient(endpoint string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "bench", ""), RetryMaxAttempts: 1})
+	return testutil.KinesisClient(endpoint, testutil.KinesisKeys("AKIDBENCH", "bench"), testutil.KinesisSDKRetries(1))
 }
 
 // putRecordsAll sends every record as PutRecords of 500 from 8 producers.

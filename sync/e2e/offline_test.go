@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -60,8 +59,7 @@ func startGateway(t *testing.T, dataDir, cfg string) *testutil.Daemon {
 }
 
 func kinesisClient(addr string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+	return testutil.KinesisClient(addr, testutil.KinesisSDKRetries(0), testutil.KinesisHTTPClient(&http.Client{Timeout: 10 * time.Second}))
 }
 
 // feeder puts records into the gateway's stream through its Kinesis API
