@@ -186,6 +186,9 @@ func putRecords(t *testing.T, kc *kinesis.Client, name string, from, n int) {
 // put and read back through the Kinesis API with the AWS SDK, a clean stop
 // (STOPPING=1), a restart on the same data, and the same records again.
 func TestARMSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the ARM binaries under qemu-user: make test runs it")
+	}
 	for _, a := range arches {
 		t.Run(a.name, func(t *testing.T) {
 			qemu := testutil.LookTool(t, a.qemu)
@@ -288,6 +291,9 @@ func equalMaps(a, b map[string]string) bool {
 // TestARMFirstboot runs `kaiten firstboot` of each ARM build against a
 // directory standing in for the boot partition, with the real check-config.
 func TestARMFirstboot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the ARM binaries under qemu-user: make test runs it")
+	}
 	for _, a := range arches {
 		t.Run(a.name, func(t *testing.T) {
 			qemu := testutil.LookTool(t, a.qemu)
@@ -361,6 +367,9 @@ func TestARMFirstboot(t *testing.T) {
 // TestPackagedConfigIsValid checks the conffile the package installs, with
 // the ARM build itself.
 func TestPackagedConfigIsValid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the packaged ARM binary under qemu-user: make test runs it")
+	}
 	a := arches[0]
 	qemu := testutil.LookTool(t, a.qemu)
 	root := extracted(t, a.name)

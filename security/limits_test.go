@@ -55,6 +55,9 @@ func readStream(t *testing.T, c *kinesis.Client, name string) []types.Record {
 // defaults, on a daemon with the default config (loopback-only Kinesis API,
 // embedded MQTT broker) plus a small websocket client cap.
 func TestLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, "dashboard:\n  max_clients: 2\n")
 	ctx := ctxT(t)
 	c := kinesisClient(d.HTTPAddr, "AKIDANY", "any")
@@ -235,6 +238,9 @@ func brokerAddr(t *testing.T, d *testutil.Daemon) string {
 // with a few huge packets. A 64 MiB PUBLISH is refused (the connection is
 // dropped, no PUBACK) and the daemon's peak memory does not grow by it.
 func TestEmbeddedBrokerRefusesHugePackets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, "")
 	pub := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + brokerAddr(t, d)).SetClientID("sec-huge").
 		SetAutoReconnect(false))
@@ -264,6 +270,9 @@ func TestEmbeddedBrokerRefusesHugePackets(t *testing.T) {
 // they stay open. A signed 1-record PutRecord must still go through (today
 // it waits forever: see the report of issue 8).
 func TestStalledBodiesDoNotBlockWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, sigv4Config())
 	stall := func() {
 		conn, err := net.Dial("tcp", d.HTTPAddr)
@@ -300,6 +309,9 @@ func TestStalledBodiesDoNotBlockWrites(t *testing.T) {
 // request headers (slowloris) is disconnected once the server's header
 // timeout (10 s) passes, instead of holding the connection forever.
 func TestSlowHeadersAreCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon and waits out its header timeout: make test runs it")
+	}
 	t.Parallel()
 	d := daemon(t, "")
 	conn, err := net.Dial("tcp", d.HTTPAddr)

@@ -73,6 +73,9 @@ func replay(t *testing.T, req *http.Request, body string) *http.Response {
 // correctly signed SDK client works and every forgery is refused with the
 // AWS error code, without touching the stream.
 func TestSigV4Rejections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, sigv4Config())
 	ctx := ctxT(t)
 
@@ -211,6 +214,9 @@ func TestSigV4Rejections(t *testing.T) {
 // TestSigV4RegionFollowsStore: with no kinesis.auth.region, signatures
 // must be scoped to store.region, the region the gateway's ARNs name.
 func TestSigV4RegionFollowsStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, sigv4Config()+"store:\n  region: eu-west-1\n")
 	ctx := ctxT(t)
 	client := func(region string) *kinesis.Client {

@@ -210,6 +210,9 @@ type brokerKind struct {
 
 var kinds = []brokerKind{
 	{"mosquitto", func(t *testing.T) (Config, string) {
+		if testing.Short() {
+			t.Skip("starts mosquitto: make test runs it")
+		}
 		m := mqtttest.StartMosquitto(t, mqtttest.Options{})
 		return Config{Broker: m.URL(), ClientID: "kaiten-test-" + t.Name()}, m.URL()
 	}},
@@ -339,6 +342,9 @@ func TestIngestDeadLetters(t *testing.T) {
 // the flow: what it had accepted is persisted and delivered after it
 // comes back, and the gateway reconnects by itself.
 func TestMosquittoRestartLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and restarts mosquitto: make test runs it")
+	}
 	m := mqtttest.StartMosquitto(t, mqtttest.Options{})
 	st := openStore(t, t.TempDir())
 	defer st.Close()

@@ -171,6 +171,9 @@ func lunchClock() func() time.Time {
 // TestSimPublishesToMosquitto runs the simulator against a real mosquitto
 // and checks what a subscriber receives.
 func TestSimPublishesToMosquitto(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto: make test runs it")
+	}
 	m := mqtttest.StartMosquitto(t, mqtttest.Options{})
 	var mu sync.Mutex
 	lanes := map[string]int{}
@@ -215,6 +218,9 @@ func TestSimPublishesToMosquitto(t *testing.T) {
 // (an external broker down at start): what it publishes meanwhile goes
 // out once the broker answers, and it does not hang.
 func TestSimWaitsForTheBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto: make test runs it")
+	}
 	addr := testutil.FreeAddr(t)
 	cfg := Config{Rate: 20, Speed: 50, Seed: 9}
 	if err := cfg.Normalize("demo-store"); err != nil {

@@ -278,6 +278,9 @@ func lines(b []byte) []string {
 // TestOfflineS3 is the offline scenario against versitygw, checked for
 // exactly once across objects.
 func TestOfflineS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon and versitygw: make test runs it")
+	}
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "archive")
 	cfg := writeConfig(t, t.TempDir(), baseStreams+fmt.Sprintf(`
@@ -327,6 +330,9 @@ sync:
 // endpoint that stalls (as a frozen server does); a request id the endpoint
 // accepted twice counts once.
 func TestOfflineHTTPEndpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	ep := firehosetest.New()
 	defer ep.Close()
 	ep.AccessKey = "edge-key"
@@ -368,6 +374,9 @@ sync:
 // so a batch the hub took while the edge gateway died can arrive twice;
 // nothing may be missing and the order per key must hold.
 func TestOfflineKinesisHub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two kaiten daemons: make test runs it")
+	}
 	hub := startGateway(t, t.TempDir(), writeConfig(t, t.TempDir(), baseStreams+`
   - {name: hub, shards: 2}
 sync: []

@@ -75,6 +75,9 @@ func readAll(t *testing.T, c *kinesis.Client, stream string) []types.Record {
 // of the same batch send only what failed, so the hub ends with every
 // record once, in order, with its partition key.
 func TestPartialFailuresRetryOnlyTheFailed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	hub := startHub(t)
 	s, err := kinesissink.New(kinesissink.Config{StreamName: "hub", Endpoint: "http://" + hub.HTTPAddr})
 	if err != nil {
