@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
-
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
@@ -64,28 +64,6 @@ func fillPlates(t *testing.T, st *stream.Store, n int, base time.Time) {
 	}
 }
 
-// readShards calls fn with every stored batch of stream name.
-func readShards(t testing.TB, st *stream.Store, name string, fn func(shard string, recs []stream.Record)) {
-	d, err := st.DescribeStream(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sh := range d.Shards {
-		after := ""
-		for {
-			rr, err := st.Read(context.Background(), stream.ReadRequest{Stream: name, ShardID: sh.ShardID, After: after, Limit: 5000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(rr.Records) == 0 {
-				break
-			}
-			fn(sh.ShardID, rr.Records)
-			after = rr.Records[len(rr.Records)-1].SequenceNumber
-		}
-	}
-}
-
 // handwritten is the practical limit: the same result computed by a plain
 // Go loop over the same stored records (encoding/json into a struct, a map
 // of running sums), rendered in the same format.
@@ -99,7 +77,7 @@ func handwritten(t testing.TB, st *stream.Store) []string {
 		sum float64
 	}
 	groups := map[key]*agg{}
-	readShards(t, st, "plates", func(_ string, recs []stream.Record) {
+	streamtest.ReadBatches(t, st, "plates", 5000, func(_ string, recs []stream.Record) {
 		for _, r := range recs {
 			var ev struct {
 				Lane      string    `json:"lane"`
@@ -145,7 +123,7 @@ func engineOnly(t testing.TB, st *stream.Store) []string {
 		e.Track(sh.ShardID) // shards are read one after the other here
 	}
 	var out []string
-	readShards(t, st, "plates", func(shard string, recs []stream.Record) {
+	streamtest.ReadBatches(t, st, "plates", 5000, func(shard string, recs []stream.Record) {
 		e.Process(shard, recs)
 		for _, em := range e.Take() {
 			if em.Late {

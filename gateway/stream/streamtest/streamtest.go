@@ -41,24 +41,33 @@ func Open(t testing.TB, opts stream.Options, streams ...stream.StreamConfig) *st
 // in creation order, each shard in sequence order.
 func ReadStream(t testing.TB, st *stream.Store, name string) []stream.Record {
 	t.Helper()
+	var out []stream.Record
+	ReadBatches(t, st, name, 0, func(_ string, recs []stream.Record) { out = append(out, recs...) })
+	return out
+}
+
+// ReadBatches calls fn with every stored record of a stream, in reads of
+// up to limit records (0: the store's default), shard by shard in creation
+// order, each shard in sequence order, without holding the whole stream in
+// memory. fn must not keep recs beyond the call.
+func ReadBatches(t testing.TB, st *stream.Store, name string, limit int, fn func(shardID string, recs []stream.Record)) {
+	t.Helper()
 	d, err := st.DescribeStream(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []stream.Record
 	for _, sh := range d.Shards {
 		after := ""
 		for {
-			res, err := st.Read(context.Background(), stream.ReadRequest{Stream: name, ShardID: sh.ShardID, After: after})
+			res, err := st.Read(context.Background(), stream.ReadRequest{Stream: name, ShardID: sh.ShardID, After: after, Limit: limit})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(res.Records) == 0 {
 				break
 			}
-			out = append(out, res.Records...)
+			fn(sh.ShardID, res.Records)
 			after = res.Records[len(res.Records)-1].SequenceNumber
 		}
 	}
-	return out
 }
