@@ -28,8 +28,8 @@ test-deps: ## install what the tests need (Debian packages, Go tools), only wher
 test: test-deps lint vuln-gate ## install test dependencies, then run every test with the race detector
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-test-unit: ## the tests without installing anything (fast loop)
-	$(GO) test -count=1 ./...
+test-unit: ## the fast loop (-short, under a minute warm): skips daemon, browser, qemu, external-server and kill-loop tests
+	$(GO) test -short -count=1 ./...
 
 test-long: test-deps ## long soaks and fault loops (minutes each; see README "Reliability")
 	./scripts/test-deps.sh scripts/test-deps-boot.txt

@@ -167,6 +167,9 @@ func storeMatches(t *testing.T, ctx context.Context, api func() (StoreView, erro
 // records, reconnects by itself after its connection is dropped, and each
 // view renders (screenshots in test-artifacts/).
 func TestBrowserInProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a headless Chromium: make test runs it")
+	}
 	st := openStore(t)
 	r := startRig(t, st, Config{PushInterval: durationOf(200 * time.Millisecond)})
 	r.board.Set("mqtt", func() any { return map[string]any{"connected": true, "broker": "embedded", "received": 1234} })
@@ -398,6 +401,9 @@ func TestBrowserInProcess(t *testing.T) {
 // first window shows on the live SQL card, and that the gateway and tail
 // views render. Screenshots go to test-artifacts/.
 func TestBrowserDaemon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon and a headless Chromium: make test runs it")
+	}
 	// KAITEN_DASHBOARD_URL points the test at a gateway that is already
 	// running (e.g. `make run` after a while, for README screenshots).
 	base := os.Getenv("KAITEN_DASHBOARD_URL")
@@ -518,6 +524,9 @@ func TestBrowserDaemon(t *testing.T) {
 // token form and no data; the token in the URL once opens the live view,
 // and the page keeps it (a reload without it stays live).
 func TestBrowserToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives a headless Chromium: make test runs it")
+	}
 	st := openStore(t)
 	const tok = "kitchen-tablet-7"
 	r := startRig(t, st, Config{Token: tok})

@@ -129,6 +129,9 @@ func TestHubFanOut(t *testing.T) {
 }
 
 func TestHubSlowClientDropped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("paces 200 publishes to five clients (about 3 s): make test runs it")
+	}
 	var reasons sync.Map
 	h := NewHub(HubOptions{Queue: 4, OnDrop: func(r string) {
 		n, _ := reasons.LoadOrStore(r, new(atomic.Int64))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kaiten-edge/kaiten/gateway/status"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
@@ -33,18 +34,8 @@ type rig struct {
 
 func openStore(t testing.TB) *stream.Store {
 	t.Helper()
-	st, err := stream.Open(stream.Options{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ctx := context.Background()
-	for _, c := range []stream.StreamConfig{{Name: "plates", ShardCount: 4}, {Name: "deadletter", ShardCount: 1}, {Name: "gpio", ShardCount: 1}} {
-		if err := st.CreateStream(ctx, c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return st
+	return streamtest.Open(t, stream.Options{}, stream.StreamConfig{Name: "plates", ShardCount: 4},
+		stream.StreamConfig{Name: "deadletter", ShardCount: 1}, stream.StreamConfig{Name: "gpio", ShardCount: 1})
 }
 
 // startRig runs a dashboard on st, on a test HTTP server, the way the

@@ -25,6 +25,9 @@ func checkConfig(t *testing.T, path string) {
 }
 
 func TestExampleConfigChecks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the kaiten binary to run check-config: make test runs it")
+	}
 	checkConfig(t, filepath.Join(testutil.RepoRoot(t), "deploy", "kaiten.example.yaml"))
 }
 
@@ -129,6 +132,9 @@ func TestExampleConfigHasEveryKey(t *testing.T) {
 }
 
 func TestFleetRender(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the kaiten binary and runs the render script: make test runs it")
+	}
 	root := testutil.RepoRoot(t)
 	script := filepath.Join(root, "deploy", "fleet", "render.sh")
 	out := t.TempDir()

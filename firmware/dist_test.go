@@ -98,6 +98,9 @@ func run(t *testing.T, dir, name string, args ...string) string {
 }
 
 func TestBinariesAreStaticARM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-builds the ARM binaries and packages (minutes): make test runs it")
+	}
 	for _, a := range arches {
 		t.Run(a.name, func(t *testing.T) {
 			bin := filepath.Join(dist(t), "linux-"+a.name, "kaiten")
@@ -138,6 +141,9 @@ func TestBinariesAreStaticARM(t *testing.T) {
 }
 
 func TestPackageContents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the .deb packages and reads them with dpkg-deb: make test runs it")
+	}
 	dpkgDeb := testutil.LookTool(t, "dpkg-deb")
 	for _, a := range arches {
 		t.Run(a.name, func(t *testing.T) {
@@ -210,6 +216,9 @@ func TestPackageContents(t *testing.T) {
 // (never stops) it. Checked on the script text, since running them needs a
 // whole system (make test-boot does that).
 func TestMaintainerScripts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs shellcheck: make test runs it")
+	}
 	root := testutil.RepoRoot(t)
 	sc := testutil.LookTool(t, "shellcheck")
 	scripts := []string{"firmware/package/scripts/postinst", "firmware/package/scripts/prerm", "firmware/package/scripts/postrm", "firmware/build.sh"}
@@ -256,6 +265,9 @@ func TestMaintainerScripts(t *testing.T) {
 }
 
 func TestUnitVerifies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs systemd-analyze: make test runs it")
+	}
 	analyze := testutil.LookTool(t, "systemd-analyze")
 	for _, a := range arches {
 		t.Run(a.name, func(t *testing.T) {

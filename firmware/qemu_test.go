@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -121,11 +120,7 @@ func httpGet(url string) (string, error) {
 }
 
 func kinesisClient(addr string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String("http://" + addr),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDKAITENTEST", "not-a-secret", ""),
-	})
+	return testutil.KinesisClient(addr, testutil.KinesisSDKRetries(0))
 }
 
 // readAll reads every record of every shard from TRIM_HORIZON and returns
@@ -191,6 +186,9 @@ func putRecords(t *testing.T, kc *kinesis.Client, name string, from, n int) {
 // put and read back through the Kinesis API with the AWS SDK, a clean stop
 // (STOPPING=1), a restart on the same data, and the same records again.
 func TestARMSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the ARM binaries under qemu-user: make test runs it")
+	}
 	for _, a := range arches {
 		t.Run(a.name, func(t *testing.T) {
 			qemu := testutil.LookTool(t, a.qemu)
@@ -293,6 +291,9 @@ func equalMaps(a, b map[string]string) bool {
 // TestARMFirstboot runs `kaiten firstboot` of each ARM build against a
 // directory standing in for the boot partition, with the real check-config.
 func TestARMFirstboot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the ARM binaries under qemu-user: make test runs it")
+	}
 	for _, a := range arches {
 		t.Run(a.name, func(t *testing.T) {
 			qemu := testutil.LookTool(t, a.qemu)
@@ -366,6 +367,9 @@ func TestARMFirstboot(t *testing.T) {
 // TestPackagedConfigIsValid checks the conffile the package installs, with
 // the ARM build itself.
 func TestPackagedConfigIsValid(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the packaged ARM binary under qemu-user: make test runs it")
+	}
 	a := arches[0]
 	qemu := testutil.LookTool(t, a.qemu)
 	root := extracted(t, a.name)

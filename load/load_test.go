@@ -9,14 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/gorilla/websocket"
@@ -51,18 +49,6 @@ func envDuration(name string, def time.Duration) time.Duration {
 		return d
 	}
 	return def
-}
-
-// rssKB reads a kB field (VmRSS, VmHWM) of a process.
-func rssKB(pid int, field string) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // slope is the least-squares slope of ys (one sample per second), per second.
@@ -149,8 +135,7 @@ func TestLoadSoak(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-	kc := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + d.HTTPAddr),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDLOAD", "load", ""), Retryer: testutil.SDKRaceRetryer()})
+	kc := testutil.KinesisClient(d.HTTPAddr, testutil.KinesisKeys("AKIDLOAD", "load"))
 	var put, putErr atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -199,8 +184,9 @@ sampling:
 		case <-d.Exited():
 			t.Fatalf("the daemon died under load:\n%s", d.Log())
 		case <-tick.C:
-			samples = append(samples, float64(rssKB(pid, "VmRSS"))/1024)
-			anon = append(anon, float64(rssKB(pid, "RssAnon"))/1024)
+			m := testutil.ReadMem(t, pid)
+			samples = append(samples, float64(m.RSS)/1024)
+			anon = append(anon, float64(m.Anon)/1024)
 		}
 	}
 	tick.Stop()
@@ -223,7 +209,7 @@ sampling:
 	}
 	board("sim", &sim)
 	board("mqtt", &mq)
-	peak := float64(rssKB(pid, "VmHWM")) / 1024
+	peak := float64(testutil.ReadMem(t, pid).Peak) / 1024
 	half := anon[len(anon)/2:]
 	q := len(anon) / 4
 	growth := mean(anon[len(anon)-q:]) - mean(anon[len(anon)/2:len(anon)-q])

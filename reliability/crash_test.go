@@ -148,6 +148,9 @@ func (f faultLoop) run(t *testing.T) {
 // few rounds; half the kills land at a random moment, the other half the
 // moment a new table file appears (mid-flush or mid-compaction).
 func TestCrashLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills the kaiten daemon, round after round: make test runs it")
+	}
 	rounds := 20
 	if os.Getenv("KAITEN_LONG") != "" {
 		rounds = 100
@@ -167,6 +170,9 @@ func TestCrashLoop(t *testing.T) {
 // which holds only if the gateway fsyncs before it acknowledges.
 // 15 cuts in make test (under a minute), 60 with KAITEN_LONG=1.
 func TestPowerLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the kaiten daemon on a FUSE layer and cuts its power: make test runs it")
+	}
 	needRoot(t, "TestPowerLoss (FUSE)")
 	rounds := 15
 	if os.Getenv("KAITEN_LONG") != "" {

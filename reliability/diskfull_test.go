@@ -111,6 +111,9 @@ func putFill(kc *kinesis.Client, led *ledger, prefix string) (code, msg string) 
 // keeps running, reads work, a further write is refused cleanly, and after
 // a restart everything that was acknowledged is still there.
 func TestDiskFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon on a full disk: make test runs it")
+	}
 	diskFull(t, "store:\n  max_bytes: 2MiB\n  memtable_size: 1MiB\n", true)
 }
 
@@ -122,6 +125,9 @@ func TestDiskFull(t *testing.T) {
 // and a write to a mapped page the full filesystem cannot back is a
 // SIGBUS, so kaiten dies (under systemd: restarts into a full disk).
 func TestDiskFullWithoutCap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon on a full disk: make test runs it")
+	}
 	diskFull(t, "store:\n  memtable_size: 1MiB\n", false)
 }
 
@@ -196,6 +202,9 @@ func head(s string, n int) string {
 // in kaiten_stream_evicted_records_total), the newest are all readable, no
 // record is read that was not written, and a restart reads the same.
 func TestDiskFullEvictOldest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills the kaiten daemon: make test runs it")
+	}
 	dir := filepath.Join(mountSmallFS(t, 16), "data")
 	// The free-space reserve is kept small: this test is about the cap, on
 	// a disk where the default reserve (4 memtables + 4 MiB) is half the disk.

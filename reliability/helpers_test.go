@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -149,15 +148,9 @@ func (s *s3Server) syncEntry(name, bucket string) string {
 // kinesisClient is the real aws-sdk-go-v2 client pointed at a gateway; each
 // request may take up to timeout.
 func kinesisClient(addr string, timeout time.Duration) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String("http://" + addr),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		// No SDK retries: a retried PutRecords after a lost answer would
-		// store a record twice, which is the producer's doing, not ours.
-		RetryMaxAttempts: 1,
-		HTTPClient:       &http.Client{Timeout: timeout},
-	})
+	// No SDK retries: a retried PutRecords after a lost answer would store
+	// a record twice, which is the producer's doing, not ours.
+	return testutil.KinesisClient(addr, testutil.KinesisSDKRetries(1), testutil.KinesisHTTPClient(&http.Client{Timeout: timeout}))
 }
 
 // ack is one acknowledged record.

@@ -187,7 +187,12 @@ var tornAcked = []tornCase{
 // on its own copy of one data directory: the gateway either recovers every
 // acknowledged record or refuses to start with a clear message; it never
 // starts with acknowledged records silently gone, and never panics.
-func TestTornFiles(t *testing.T) { tornRun(t, tornTails) }
+func TestTornFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon on damaged store files: make test runs it")
+	}
+	tornRun(t, tornTails)
+}
 
 // TestTornFilesDamagedData applies the same rule when acknowledged bytes
 // themselves are cut or overwritten (.mem, .sst, MANIFEST, .vlog). It FAILS
@@ -195,7 +200,12 @@ func TestTornFiles(t *testing.T) { tornRun(t, tornTails) }
 // its WAL at the first bad entry and drops the rest silently, deletes the
 // tables a truncated MANIFEST no longer lists so the store starts empty,
 // and panics on a truncated or overwritten table).
-func TestTornFilesDamagedData(t *testing.T) { tornRun(t, tornAcked) }
+func TestTornFilesDamagedData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon on damaged store files: make test runs it")
+	}
+	tornRun(t, tornAcked)
+}
 
 func tornRun(t *testing.T, cases []tornCase) {
 	cfg := gatewayConfig(t, "store:\n  memtable_size: 1MiB\n")

@@ -40,6 +40,9 @@ func get(t *testing.T, u string, hdr http.Header) (int, string) {
 // sets, while the page itself loads (it asks for the token). A websocket
 // from another site's page is refused even with the cookie.
 func TestDashboardToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, fmt.Sprintf("dashboard:\n  token: %s\n  max_clients: 2\n", dashToken))
 	base := "http://" + d.HTTPAddr
 
@@ -117,6 +120,9 @@ const analyticsToken = "analytics-token-3f9a7c"
 // TestAnalyticsAdminToken checks the analytics admin endpoint with
 // analytics.token set: reading or adding queries needs the bearer token.
 func TestAnalyticsAdminToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, fmt.Sprintf("analytics:\n  token: %s\n", analyticsToken))
 	base := "http://" + d.HTTPAddr
 	for _, hdr := range []http.Header{nil, {"Authorization": {"Bearer wrong-token-123"}}, {"Authorization": {analyticsToken}}} {

@@ -24,8 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go"
 
@@ -53,12 +51,7 @@ func daemon(t *testing.T, cfgYAML string, env ...string) *testutil.Daemon {
 // retries only the SDK's own connection race, so every answer of the
 // gateway reaches the test as it came.
 func kinesisClient(addr, keyID, secret string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String("http://" + addr),
-		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
-		Retryer:      testutil.SDKRaceRetryer(),
-	})
+	return testutil.KinesisClient(addr, testutil.KinesisKeys(keyID, secret))
 }
 
 func ctxT(t testing.TB) context.Context {

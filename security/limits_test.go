@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -56,6 +55,9 @@ func readStream(t *testing.T, c *kinesis.Client, name string) []types.Record {
 // defaults, on a daemon with the default config (loopback-only Kinesis API,
 // embedded MQTT broker) plus a small websocket client cap.
 func TestLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, "dashboard:\n  max_clients: 2\n")
 	ctx := ctxT(t)
 	c := kinesisClient(d.HTTPAddr, "AKIDANY", "any")
@@ -117,7 +119,7 @@ func TestLimits(t *testing.T) {
 		// 5.3 MiB of JSON): 64 MiB of bodies against the default 32 MiB
 		// in-flight budget. Every request succeeds (the excess waits) and
 		// the daemon's own (anonymous) memory stays under 128 MiB.
-		t.Logf("peak RSS before the burst: %d MiB", rssKB(d.Cmd.Process.Pid)>>10)
+		t.Logf("peak RSS before the burst: %d MiB", testutil.ReadMem(t, d.Cmd.Process.Pid).Peak>>10)
 		var wg sync.WaitGroup
 		errs := make(chan error, 12)
 		for p := 0; p < 12; p++ {
@@ -145,10 +147,10 @@ func TestLimits(t *testing.T) {
 		// Badger maps its files: the pages of what was just written count in
 		// RSS as file-backed memory the kernel can reclaim. The daemon's own
 		// memory is the anonymous part.
-		anon, file, peak := procKB(d.Cmd.Process.Pid, "RssAnon"), procKB(d.Cmd.Process.Pid, "RssFile"), rssKB(d.Cmd.Process.Pid)
-		t.Logf("after the burst: RssAnon %d MiB, RssFile %d MiB, VmHWM %d MiB", anon>>10, file>>10, peak>>10)
-		if anon>>10 >= 128 {
-			t.Fatalf("anonymous memory %d MiB after a burst of 64 MiB of PutRecords: want under 128 MiB", anon>>10)
+		m := testutil.ReadMem(t, d.Cmd.Process.Pid)
+		t.Logf("after the burst: RssAnon %d MiB, RssFile %d MiB, VmHWM %d MiB", m.Anon>>10, m.File>>10, m.Peak>>10)
+		if m.Anon>>10 >= 128 {
+			t.Fatalf("anonymous memory %d MiB after a burst of 64 MiB of PutRecords: want under 128 MiB", m.Anon>>10)
 		}
 	})
 	var before int
@@ -236,6 +238,9 @@ func brokerAddr(t *testing.T, d *testutil.Daemon) string {
 // with a few huge packets. A 64 MiB PUBLISH is refused (the connection is
 // dropped, no PUBACK) and the daemon's peak memory does not grow by it.
 func TestEmbeddedBrokerRefusesHugePackets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, "")
 	pub := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + brokerAddr(t, d)).SetClientID("sec-huge").
 		SetAutoReconnect(false))
@@ -243,10 +248,10 @@ func TestEmbeddedBrokerRefusesHugePackets(t *testing.T) {
 		t.Fatalf("connect: %v", tok.Error())
 	}
 	defer pub.Disconnect(100)
-	before := rssKB(d.Cmd.Process.Pid)
+	before := testutil.ReadMem(t, d.Cmd.Process.Pid).Peak
 	tok := pub.Publish("store/demo-store/lane/1/plate", 1, false, make([]byte, 64<<20))
 	acked := tok.WaitTimeout(30*time.Second) && tok.Error() == nil
-	grew := rssKB(d.Cmd.Process.Pid) - before
+	grew := testutil.ReadMem(t, d.Cmd.Process.Pid).Peak - before
 	t.Logf("64 MiB publish: acked %v, err %v, VmHWM grew %d MiB", acked, tok.Error(), grew>>10)
 	if acked {
 		t.Fatalf("the embedded broker took a 64 MiB PUBLISH (max_payload is 256 KiB); the daemon's RSS grew by %d MiB", grew>>10)
@@ -254,22 +259,6 @@ func TestEmbeddedBrokerRefusesHugePackets(t *testing.T) {
 	if grew > 32<<10 {
 		t.Fatalf("refused, but the daemon's peak RSS grew by %d MiB reading it", grew>>10)
 	}
-}
-
-// rssKB is a process's peak resident memory (VmHWM), in kB.
-func rssKB(pid int) int64 { return procKB(pid, "VmHWM") }
-
-// procKB reads a kB field of /proc/<pid>/status.
-func procKB(pid int, field string) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			var n int64
-			fmt.Sscan(v, &n)
-			return n
-		}
-	}
-	return 0
 }
 
 // TestStalledBodiesDoNotBlockWrites: clients that announce a large body
@@ -281,6 +270,9 @@ func procKB(pid int, field string) int64 {
 // they stay open. A signed 1-record PutRecord must still go through (today
 // it waits forever: see the report of issue 8).
 func TestStalledBodiesDoNotBlockWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, sigv4Config())
 	stall := func() {
 		conn, err := net.Dial("tcp", d.HTTPAddr)
@@ -317,6 +309,9 @@ func TestStalledBodiesDoNotBlockWrites(t *testing.T) {
 // request headers (slowloris) is disconnected once the server's header
 // timeout (10 s) passes, instead of holding the connection forever.
 func TestSlowHeadersAreCut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon and waits out its header timeout: make test runs it")
+	}
 	t.Parallel()
 	d := daemon(t, "")
 	conn, err := net.Dial("tcp", d.HTTPAddr)

@@ -78,6 +78,9 @@ func waitMQTT(t *testing.T, d *testutil.Daemon, cond func(mqttStatus) error) mqt
 // publisher without a certificate is refused by the broker, and a gateway
 // given the wrong CA never connects.
 func TestMQTTTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon and mosquitto: make test runs it")
+	}
 	p := newPKI(t, "kaiten-test-ca")
 	m := startTLSMosquitto(t, p)
 	cert, key := p.issue(t, "kaiten-gateway", false)

@@ -23,6 +23,9 @@ import (
 // for each secret. The status board and /metrics, which anyone on the HTTP
 // address can read, are searched too.
 func TestNoSecretInLogs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	p := newPKI(t, "kaiten-test-ca")
 	m := startTLSMosquitto(t, p)
 	cert, key := p.issue(t, "kaiten-gateway", false)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -74,6 +73,9 @@ func replay(t *testing.T, req *http.Request, body string) *http.Response {
 // correctly signed SDK client works and every forgery is refused with the
 // AWS error code, without touching the stream.
 func TestSigV4Rejections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, sigv4Config())
 	ctx := ctxT(t)
 
@@ -212,14 +214,13 @@ func TestSigV4Rejections(t *testing.T) {
 // TestSigV4RegionFollowsStore: with no kinesis.auth.region, signatures
 // must be scoped to store.region, the region the gateway's ARNs name.
 func TestSigV4RegionFollowsStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	d := daemon(t, sigv4Config()+"store:\n  region: eu-west-1\n")
 	ctx := ctxT(t)
 	client := func(region string) *kinesis.Client {
-		return kinesis.New(kinesis.Options{
-			Region:       region,
-			BaseEndpoint: aws.String("http://" + d.HTTPAddr),
-			Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
-		})
+		return testutil.KinesisClient(d.HTTPAddr, testutil.KinesisRegion(region), testutil.KinesisKeys(keyID, secret), testutil.KinesisSDKRetries(0))
 	}
 	out, err := client("eu-west-1").ListStreams(ctx, &kinesis.ListStreamsInput{})
 	if err != nil {

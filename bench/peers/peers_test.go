@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/dgraph-io/badger/v4"
@@ -106,19 +105,16 @@ func TestBenchPeers(t *testing.T) {
 	ratio("mqtt_ingest_vs_mosquitto_pubsub", "mqtt_ingest", "mosquitto")          // target >= 0.8
 }
 
-// mem is a process's peak resident memory (VmHWM, which counts mapped
-// files such as Badger's tables and value log) and its anonymous resident
-// memory at the end of the run (RssAnon: heap and stacks), in kB.
-type mem struct{ hwm, anon int64 }
-
-func memOf(pid int) mem { return mem{procKB(pid, "VmHWM"), procKB(pid, "RssAnon")} }
-
-func report(name string, n int, d time.Duration, m mem) float64 {
+// report prints a contender's rate and its memory: the peak resident
+// memory (VmHWM, which counts mapped files such as Badger's tables and
+// value log) and the anonymous resident memory at the end of the run
+// (RssAnon: heap and stacks).
+func report(name string, n int, d time.Duration, m testutil.Mem) float64 {
 	rate := float64(n) / d.Seconds()
 	fmt.Printf("BENCH %s %.0f records/s\n", name, rate)
 	fmt.Printf("BENCH %s_seconds %.2f s\n", name, d.Seconds())
-	fmt.Printf("BENCH %s_peak_rss %.1f MiB\n", name, float64(m.hwm)/1024)
-	fmt.Printf("BENCH %s_rss_anon_at_end %.1f MiB\n", name, float64(m.anon)/1024)
+	fmt.Printf("BENCH %s_peak_rss %.1f MiB\n", name, float64(m.Peak)/1024)
+	fmt.Printf("BENCH %s_rss_anon_at_end %.1f MiB\n", name, float64(m.Anon)/1024)
 	return rate
 }
 
@@ -130,18 +126,6 @@ func cpuModel() string {
 		}
 	}
 	return "unknown"
-}
-
-// procKB reads a kB field of /proc/<pid>/status.
-func procKB(pid int, field string) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
-			return n
-		}
-	}
-	return 0
 }
 
 // ---- child processes -----------------------------------------------------
@@ -208,8 +192,8 @@ func expect(t *testing.T, lines <-chan string, prefix string) string {
 func inChild(t *testing.T, name, kind string) float64 {
 	_, lines, stop := startChild(t, kind)
 	secs, _ := strconv.ParseFloat(expect(t, lines, "SECONDS"), 64)
-	var m mem
-	if _, err := fmt.Sscan(expect(t, lines, "RSS"), &m.hwm, &m.anon); err != nil {
+	var m testutil.Mem
+	if _, err := fmt.Sscan(expect(t, lines, "RSS"), &m.Peak, &m.Anon); err != nil {
 		t.Fatalf("child %s: %v", kind, err)
 	}
 	stop()
@@ -235,8 +219,8 @@ func child(t *testing.T, kind string) {
 		t.Fatalf("unknown child %q", kind)
 	}
 	fmt.Printf("SECONDS %f\n", d.Seconds())
-	m := memOf(os.Getpid())
-	fmt.Printf("RSS %d %d\n", m.hwm, m.anon)
+	m := testutil.ReadMem(t, os.Getpid())
+	fmt.Printf("RSS %d %d\n", m.Peak, m.Anon)
 }
 
 func childAppend(t *testing.T, dir string) time.Duration {
@@ -413,7 +397,7 @@ func jetStreamBench(t *testing.T, name string, always bool) float64 {
 	}
 	wg.Wait()
 	d := time.Since(start)
-	rss := memOf(cmd.Process.Pid)
+	rss := testutil.ReadMem(t, cmd.Process.Pid)
 	info, err := st.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -428,8 +412,7 @@ func jetStreamBench(t *testing.T, name string, always bool) float64 {
 // ---- Kinesis API: kaiten and kinesalite ----------------------------------
 
 func kinesisClient(endpoint string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "bench", ""), RetryMaxAttempts: 1})
+	return testutil.KinesisClient(endpoint, testutil.KinesisKeys("AKIDBENCH", "bench"), testutil.KinesisSDKRetries(1))
 }
 
 // putRecordsAll sends every record as PutRecords of 500 from 8 producers.
@@ -496,7 +479,7 @@ func startKaiten(t *testing.T) *testutil.Daemon {
 func kaitenKinesis(t *testing.T) float64 {
 	d := startKaiten(t)
 	d2 := putRecordsAll(t, kinesisClient("http://"+d.HTTPAddr), "bench")
-	rss := memOf(d.Cmd.Process.Pid)
+	rss := testutil.ReadMem(t, d.Cmd.Process.Pid)
 	_ = d.Stop(30 * time.Second)
 	return report("kinesis_putrecords", nRecords, d2, rss)
 }
@@ -550,7 +533,7 @@ func kinesaliteBench(t *testing.T) float64 {
 		return nil
 	})
 	d := putRecordsAll(t, c, "bench")
-	return report("kinesalite_in_memory", nRecords, d, memOf(cmd.Process.Pid))
+	return report("kinesalite_in_memory", nRecords, d, testutil.ReadMem(t, cmd.Process.Pid))
 }
 
 // ---- MQTT: kaiten's broker and mosquitto --------------------------------
@@ -620,7 +603,7 @@ func kaitenMQTT(t *testing.T) float64 {
 		return fmt.Errorf("no broker address in the daemon's output")
 	})
 	dur := publishAll(t, "tcp://"+broker)
-	rss := memOf(d.Cmd.Process.Pid)
+	rss := testutil.ReadMem(t, d.Cmd.Process.Pid)
 	// Every PUBACK means a durable append: the stream holds them all.
 	c := kinesisClient("http://" + d.HTTPAddr)
 	n := 0
@@ -705,5 +688,5 @@ func mosquittoBench(t *testing.T) float64 {
 	case <-time.After(5 * time.Minute):
 		t.Fatalf("mosquitto: the subscriber got %d of %d", got.Load(), nRecords)
 	}
-	return report("mosquitto_qos1_pubsub_in_memory", nRecords, time.Since(start), memOf(cmd.Process.Pid))
+	return report("mosquitto_qos1_pubsub_in_memory", nRecords, time.Since(start), testutil.ReadMem(t, cmd.Process.Pid))
 }

@@ -1,7 +1,6 @@
 package analytics
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
+	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
 const benchSQL = "SELECT lane, plate_type, COUNT(*) AS n, AVG(price) AS avg_price FROM plates GROUP BY lane, plate_type, TUMBLING(INTERVAL '1' MINUTE)"
@@ -63,28 +64,6 @@ func fillPlates(t *testing.T, st *stream.Store, n int, base time.Time) {
 	}
 }
 
-// readShards calls fn with every stored batch of stream name.
-func readShards(t testing.TB, st *stream.Store, name string, fn func(shard string, recs []stream.Record)) {
-	d, err := st.DescribeStream(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sh := range d.Shards {
-		after := ""
-		for {
-			rr, err := st.Read(context.Background(), stream.ReadRequest{Stream: name, ShardID: sh.ShardID, After: after, Limit: 5000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(rr.Records) == 0 {
-				break
-			}
-			fn(sh.ShardID, rr.Records)
-			after = rr.Records[len(rr.Records)-1].SequenceNumber
-		}
-	}
-}
-
 // handwritten is the practical limit: the same result computed by a plain
 // Go loop over the same stored records (encoding/json into a struct, a map
 // of running sums), rendered in the same format.
@@ -98,7 +77,7 @@ func handwritten(t testing.TB, st *stream.Store) []string {
 		sum float64
 	}
 	groups := map[key]*agg{}
-	readShards(t, st, "plates", func(_ string, recs []stream.Record) {
+	streamtest.ReadBatches(t, st, "plates", 5000, func(_ string, recs []stream.Record) {
 		for _, r := range recs {
 			var ev struct {
 				Lane      string    `json:"lane"`
@@ -144,7 +123,7 @@ func engineOnly(t testing.TB, st *stream.Store) []string {
 		e.Track(sh.ShardID) // shards are read one after the other here
 	}
 	var out []string
-	readShards(t, st, "plates", func(shard string, recs []stream.Record) {
+	streamtest.ReadBatches(t, st, "plates", 5000, func(shard string, recs []stream.Record) {
 		e.Process(shard, recs)
 		for _, em := range e.Take() {
 			if em.Late {
@@ -161,22 +140,8 @@ func engineOnly(t testing.TB, st *stream.Store) []string {
 	return out
 }
 
-// procStatus reads a kB field of /proc/self/status in MiB (-1 if absent).
-func procStatus(field string) float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return -1
-}
+// mib is a kB figure of testutil.Mem in MiB.
+func mib(kb int64) float64 { return float64(kb) / 1024 }
 
 // resetPeakRSS returns freed memory to the OS and resets VmHWM.
 func resetPeakRSS() {
@@ -211,7 +176,7 @@ func runQuery(t *testing.T, st *stream.Store, dir, name, out string, n, windows 
 	r.Start(ctx)
 	deadline := time.Now().Add(time.Duration(n/1000) * 300 * time.Millisecond)
 	for {
-		anon = max(anon, procStatus("RssAnon"))
+		anon = max(anon, mib(testutil.ReadMem(t, os.Getpid()).Anon))
 		heapPeak = max(heapPeak, heapObjects())
 		s := r.Status()
 		if s.In == int64(n) && s.OpenWindows == 0 && s.Out == int64(windows) {
@@ -281,7 +246,7 @@ func TestBenchReport(t *testing.T) {
 		out := fmt.Sprintf("out%d", round)
 		d, a, h := runQuery(t, st, dir, fmt.Sprintf("bench%d", round), out, n, len(want))
 		full = best(full, d)
-		rss, anon, heapPeak = max(rss, procStatus("VmHWM")), max(anon, a), max(heapPeak, h)
+		rss, anon, heapPeak = max(rss, mib(testutil.ReadMem(t, os.Getpid()).Peak)), max(anon, a), max(heapPeak, h)
 		var res []string
 		for _, r := range readAll(t, st, out) {
 			res = append(res, strings.Replace(string(r.Data), fmt.Sprintf(`"query":"bench%d"`, round), `"query":"bench"`, 1))

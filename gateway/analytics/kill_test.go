@@ -81,6 +81,9 @@ func queryStatus(addr, name string) (status.Query, error) {
 // with a hand-written aggregation of the source stream: every window and
 // group must be there exactly once with the right values.
 func TestKillRestartExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills the kaiten daemon: make test runs it")
+	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "kaiten.yaml")
 	if err := os.WriteFile(cfg, []byte(killConfig), 0o600); err != nil {

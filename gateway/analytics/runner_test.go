@@ -21,22 +21,17 @@ import (
 
 	"github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
 func openStore(t *testing.T, dir string, streams map[string]int) *stream.Store {
 	t.Helper()
-	st, err := stream.Open(stream.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	var scs []stream.StreamConfig
 	for name, shards := range streams {
-		if err := st.CreateStream(context.Background(), stream.StreamConfig{Name: name, ShardCount: shards}); err != nil {
-			t.Fatal(err)
-		}
+		scs = append(scs, stream.StreamConfig{Name: name, ShardCount: shards})
 	}
-	return st
+	return streamtest.Open(t, stream.Options{Dir: dir}, scs...)
 }
 
 func put(t *testing.T, st *stream.Store, name string, key string, data string) {
@@ -50,7 +45,7 @@ func put(t *testing.T, st *stream.Store, name string, key string, data string) {
 // readAll returns every record of a stream, shard by shard.
 func readAll(t *testing.T, st *stream.Store, name string) []stream.Record {
 	t.Helper()
-	return testutil.ReadStream(t, st, name)
+	return streamtest.ReadStream(t, st, name)
 }
 
 func datas(recs []stream.Record) []string {

@@ -16,6 +16,9 @@ import (
 // TestAWSCLI drives `kaiten run` with the AWS CLI (make test installs
 // Debian's awscli): the "point --endpoint-url at the gateway" promise.
 func TestAWSCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon and runs the aws CLI: make test runs it")
+	}
 	aws := testutil.LookTool(t, "aws")
 	d := testutil.StartDaemon(t, t.TempDir())
 	home := t.TempDir()

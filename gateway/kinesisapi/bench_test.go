@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -78,8 +77,7 @@ func median(rs []benchResult) benchResult {
 func putRecordsRunner(t *testing.T, label, url string) func(clients int) benchResult {
 	t.Helper()
 	ctx := context.Background()
-	c := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDBENCH", "bench", ""), RetryMaxAttempts: 1})
+	c := testutil.KinesisClient(url, testutil.KinesisKeys("AKIDBENCH", "bench"), testutil.KinesisSDKRetries(1))
 	name := aws.String("bench")
 	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: name, ShardCount: aws.Int32(4)}); err != nil {
 		t.Fatalf("%s: %v", label, err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/middleware"
@@ -134,8 +133,7 @@ func TestSDKConnectionRaceIsClientSide(t *testing.T) {
 		}
 	})
 	client := func(attempts int) *kinesis.Client {
-		return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(g.url),
-			Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""), RetryMaxAttempts: attempts, HTTPClient: hc})
+		return testutil.KinesisClient(g.url, testutil.KinesisSDKRetries(attempts), testutil.KinesisHTTPClient(hc))
 	}
 	ctx := ctxT(t)
 	c := client(0) // the SDK's default retries, for the setup

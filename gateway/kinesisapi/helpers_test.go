@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,12 +55,7 @@ func (g *gateway) client(keyID, secret string) *kinesis.Client {
 
 // clientIn is client configured for region (which it signs for).
 func (g *gateway) clientIn(region, keyID, secret string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		Region:       region,
-		BaseEndpoint: aws.String(g.url),
-		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
-		Retryer:      testutil.SDKRaceRetryer(),
-	})
+	return testutil.KinesisClient(g.url, testutil.KinesisRegion(region), testutil.KinesisKeys(keyID, secret))
 }
 
 func ctxT(t testing.TB) context.Context {

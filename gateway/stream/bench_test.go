@@ -9,13 +9,14 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
 const benchRecordSize = 100
@@ -187,10 +188,11 @@ func rssChild(t *testing.T) {
 	}
 	wg.Wait()
 	st := s.Stats()
-	fmt.Printf("BENCH rss_after_1M_records_peak %d MiB\n", procStatus("VmHWM")>>10)
-	fmt.Printf("BENCH rss_after_1M_records_now %d MiB\n", procStatus("VmRSS")>>10)
-	fmt.Printf("BENCH rss_anon_after_1M_records %d MiB\n", procStatus("RssAnon")>>10)
-	fmt.Printf("BENCH rss_file_after_1M_records %d MiB\n", procStatus("RssFile")>>10)
+	m := testutil.ReadMem(t, os.Getpid())
+	fmt.Printf("BENCH rss_after_1M_records_peak %d MiB\n", m.Peak>>10)
+	fmt.Printf("BENCH rss_after_1M_records_now %d MiB\n", m.RSS>>10)
+	fmt.Printf("BENCH rss_anon_after_1M_records %d MiB\n", m.Anon>>10)
+	fmt.Printf("BENCH rss_file_after_1M_records %d MiB\n", m.File>>10)
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
@@ -201,17 +203,4 @@ func rssChild(t *testing.T) {
 	}
 	fmt.Printf("BENCH go_heap_inuse_after_1M_records %d MiB\n", ms.HeapInuse>>20)
 	fmt.Printf("BENCH store_1M_records_disk %d MiB\n", st.DiskBytes>>20)
-}
-
-// procStatus reads a kB field of /proc/self/status.
-func procStatus(field string) int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, field+":") {
-			f := strings.Fields(l)
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
 }

@@ -25,6 +25,9 @@ import (
 // a compaction writing its output), the rest after a random number of
 // acknowledgements.
 func TestCrashLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a child process writing to the store, round after round: make test runs it")
+	}
 	if dir := os.Getenv("KAITEN_CRASH_CHILD"); dir != "" {
 		crashChild(dir)
 		return

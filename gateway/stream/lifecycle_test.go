@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
 // fakeClock is a wall clock the test moves.
@@ -338,7 +340,7 @@ func TestConsumeLineageAndResume(t *testing.T) {
 	}
 	c1, cancel := context.WithCancel(ctx)
 	go run(c1)
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 60 })
+	waitRead(t, &mu, &got, 60)
 	cancel()
 	// A restarted consumer resumes after its checkpoints: new records only.
 	_, _ = s.Put(ctx, "cs", Entry{PartitionKey: "z", Data: []byte("cz")})
@@ -348,7 +350,7 @@ func TestConsumeLineageAndResume(t *testing.T) {
 	c2, cancel2 := context.WithCancel(ctx)
 	defer cancel2()
 	go run(c2)
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	waitRead(t, &mu, &got, 1)
 	mu.Lock()
 	if got[0] != "cz" {
 		t.Fatalf("resumed consumer read %v", got)
@@ -356,15 +358,17 @@ func TestConsumeLineageAndResume(t *testing.T) {
 	mu.Unlock()
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+// waitRead waits until the consumer has read n records into got.
+func waitRead(t *testing.T, mu *sync.Mutex, got *[]string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 20s")
+	testutil.WaitFor(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(*got) != n {
+			return fmt.Errorf("the consumer read %d records, want %d", len(*got), n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestDeleteStream(t *testing.T) {
@@ -385,6 +389,9 @@ func TestDeleteStream(t *testing.T) {
 }
 
 func TestConsumeRenewsLeaseWhileHandlerRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("its handler runs for a full second, three lease lifetimes: make test runs it")
+	}
 	ctx := context.Background()
 	s := openTest(t)
 	mustCreate(t, s, "lr", 1)

@@ -1,6 +1,10 @@
 // Package testutil holds helpers shared by the tests of every package:
 // polling with a deadline (never a guessed sleep), free loopback ports,
-// building the kaiten binary once, and running it as a child process.
+// building the kaiten binary once and running it as a child process, a
+// Kinesis SDK client for a gateway (KinesisClient), and a process's
+// resident memory (ReadMem). It imports no Kaiten package, so that every
+// package's tests can use it; helpers over a real store live in
+// gateway/stream/streamtest.
 package testutil
 
 import (

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
@@ -305,14 +306,7 @@ func TestNoGPIOKeepsRunning(t *testing.T) {
 }
 
 func TestWatcherIntoRealStore(t *testing.T) {
-	st, err := stream.Open(stream.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.CreateStream(context.Background(), stream.StreamConfig{Name: "gpio", ShardCount: 1}); err != nil {
-		t.Fatal(err)
-	}
+	st := streamtest.Open(t, stream.Options{}, stream.StreamConfig{Name: "gpio", ShardCount: 1})
 	pin := fakePin("GPIO22", 22)
 	cfg := Config{WaitTimeout: config.Duration{Duration: 50 * time.Millisecond},
 		Pins: []PinConfig{{Pin: "GPIO22", Sensor: "lane4-beam", Lane: "4", Edge: "falling"}}}

@@ -75,6 +75,9 @@ func waitDrained(t testing.TB, d *testutil.Daemon, f *flow, n int) Status {
 // data, and checks that every plate the broker acknowledged is stored.
 // It runs against a real mosquitto and against the embedded broker.
 func TestDaemonKilledLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills the kaiten daemon, with mosquitto: make test runs it")
+	}
 	type setup struct {
 		name string
 		args func(t *testing.T) ([]string, string)
@@ -139,6 +142,9 @@ func TestDaemonKilledLosesNothing(t *testing.T) {
 // none (CI): it says which pins are missing and keeps running its other
 // sources.
 func TestDaemonWithoutGPIO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "kaiten.yaml")
 	yaml := "gpio:\n  pins:\n    - pin: GPIO17\n      sensor: lane1-beam\n    - pin: GPIO27\n      sensor: lane2-beam\n"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sensors/mqtt/mqtttest"
 )
@@ -31,22 +32,14 @@ func quietLogger() *slog.Logger {
 // openStore opens a real store in dir with the demo's ingest streams.
 func openStore(t testing.TB, dir string) *stream.Store {
 	t.Helper()
-	st, err := stream.Open(stream.Options{Dir: dir, Logger: quietLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sc := range []stream.StreamConfig{{Name: "plates", ShardCount: 4}, {Name: "deadletter", ShardCount: 1}} {
-		if err := st.CreateStream(context.Background(), sc); err != nil && !strings.Contains(err.Error(), "exists") {
-			t.Fatal(err)
-		}
-	}
-	return st
+	return streamtest.Open(t, stream.Options{Dir: dir, Logger: quietLogger()},
+		stream.StreamConfig{Name: "plates", ShardCount: 4}, stream.StreamConfig{Name: "deadletter", ShardCount: 1})
 }
 
 // readAll returns every record of a stream, shard by shard.
 func readAll(t testing.TB, st *stream.Store, name string) []stream.Record {
 	t.Helper()
-	return testutil.ReadStream(t, st, name)
+	return streamtest.ReadStream(t, st, name)
 }
 
 func platePayload(i int) []byte {
@@ -216,6 +209,9 @@ type brokerKind struct {
 
 var kinds = []brokerKind{
 	{"mosquitto", func(t *testing.T) (Config, string) {
+		if testing.Short() {
+			t.Skip("starts mosquitto: make test runs it")
+		}
 		m := mqtttest.StartMosquitto(t, mqtttest.Options{})
 		return Config{Broker: m.URL(), ClientID: "kaiten-test-" + t.Name()}, m.URL()
 	}},
@@ -345,6 +341,9 @@ func TestIngestDeadLetters(t *testing.T) {
 // the flow: what it had accepted is persisted and delivered after it
 // comes back, and the gateway reconnects by itself.
 func TestMosquittoRestartLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and restarts mosquitto: make test runs it")
+	}
 	m := mqtttest.StartMosquitto(t, mqtttest.Options{})
 	st := openStore(t, t.TempDir())
 	defer st.Close()

@@ -90,6 +90,9 @@ func newPKI(t *testing.T) *pki {
 // wants TLS, a client certificate and a password, as a store's broker
 // would.
 func TestMosquittoTLSAndPassword(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto: make test runs it")
+	}
 	p := newPKI(t)
 	m := mqtttest.StartMosquitto(t, mqtttest.Options{
 		TLS:   &mqtttest.TLSFiles{CAFile: p.ca, CertFile: p.serverCert, KeyFile: p.serverKey, RequireCertificate: true},

@@ -16,6 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sensors/mqtt"
 	"github.com/kaiten-edge/kaiten/sensors/mqtt/mqtttest"
@@ -170,6 +171,9 @@ func lunchClock() func() time.Time {
 // TestSimPublishesToMosquitto runs the simulator against a real mosquitto
 // and checks what a subscriber receives.
 func TestSimPublishesToMosquitto(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto: make test runs it")
+	}
 	m := mqtttest.StartMosquitto(t, mqtttest.Options{})
 	var mu sync.Mutex
 	lanes := map[string]int{}
@@ -214,6 +218,9 @@ func TestSimPublishesToMosquitto(t *testing.T) {
 // (an external broker down at start): what it publishes meanwhile goes
 // out once the broker answers, and it does not hang.
 func TestSimWaitsForTheBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts mosquitto: make test runs it")
+	}
 	addr := testutil.FreeAddr(t)
 	cfg := Config{Rate: 20, Speed: 50, Seed: 9}
 	if err := cfg.Normalize("demo-store"); err != nil {
@@ -251,16 +258,7 @@ func TestSimWaitsForTheBroker(t *testing.T) {
 // TestSimThroughEmbeddedIngest is the demo path: simulator -> embedded
 // broker -> ingest -> stream plates (and the garbled ones to deadletter).
 func TestSimThroughEmbeddedIngest(t *testing.T) {
-	st, err := stream.Open(stream.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	for _, sc := range []stream.StreamConfig{{Name: "plates", ShardCount: 4}, {Name: "deadletter", ShardCount: 1}} {
-		if err := st.CreateStream(context.Background(), sc); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st := streamtest.Open(t, stream.Options{}, stream.StreamConfig{Name: "plates", ShardCount: 4}, stream.StreamConfig{Name: "deadletter", ShardCount: 1})
 	in, err := mqtt.Start(mqtt.Config{Embedded: mqtt.EmbeddedConfig{Addr: testutil.FreeAddr(t)}}, "demo-store",
 		mqtt.Options{Store: st, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

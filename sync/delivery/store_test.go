@@ -226,6 +226,9 @@ func (c *crashingStore) Checkpoint(l stream.Lease, group, name, shardID, seq str
 // server: objects are written, checkpoints are lost, more records arrive,
 // the delivery stream restarts; every record is in exactly one object.
 func TestCrashAfterAckIsExactOnS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts versitygw: make test runs it")
+	}
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "archive")
 	st := openStore(t, t.TempDir())
@@ -322,6 +325,9 @@ func TestCrashAfterAckIsExactOnS3(t *testing.T) {
 // of a backlog older than the interval goes out at once, while records that
 // have just arrived wait for the interval as Firehose buffers them.
 func TestBacklogTailIsNotHeldBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("watches for a second that fresh records stay buffered: make test runs it")
+	}
 	var mu sync.Mutex
 	clock := time.Now().Add(-time.Hour) // records arrive an hour ago...
 	st, err := stream.Open(stream.Options{Dir: t.TempDir(), Now: func() time.Time {

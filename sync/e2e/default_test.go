@@ -21,6 +21,9 @@ import (
 // store's plates reach <data dir>/delivered/ as gzip JSON lines, laid out
 // like S3 keys, within a minute; the status board and /metrics show it.
 func TestDefaultRunDeliversLocally(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	dataDir := t.TempDir()
 	gw := testutil.StartDaemon(t, dataDir, "--mqtt-addr", testutil.FreeAddr(t))
 	start := time.Now()

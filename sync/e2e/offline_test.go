@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -60,8 +59,7 @@ func startGateway(t *testing.T, dataDir, cfg string) *testutil.Daemon {
 }
 
 func kinesisClient(addr string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+	return testutil.KinesisClient(addr, testutil.KinesisSDKRetries(0), testutil.KinesisHTTPClient(&http.Client{Timeout: 10 * time.Second}))
 }
 
 // feeder puts records into the gateway's stream through its Kinesis API
@@ -280,6 +278,9 @@ func lines(b []byte) []string {
 // TestOfflineS3 is the offline scenario against versitygw, checked for
 // exactly once across objects.
 func TestOfflineS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon and versitygw: make test runs it")
+	}
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "archive")
 	cfg := writeConfig(t, t.TempDir(), baseStreams+fmt.Sprintf(`
@@ -329,6 +330,9 @@ sync:
 // endpoint that stalls (as a frozen server does); a request id the endpoint
 // accepted twice counts once.
 func TestOfflineHTTPEndpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	ep := firehosetest.New()
 	defer ep.Close()
 	ep.AccessKey = "edge-key"
@@ -370,6 +374,9 @@ sync:
 // so a batch the hub took while the edge gateway died can arrive twice;
 // nothing may be missing and the order per key must hold.
 func TestOfflineKinesisHub(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two kaiten daemons: make test runs it")
+	}
 	hub := startGateway(t, t.TempDir(), writeConfig(t, t.TempDir(), baseStreams+`
   - {name: hub, shards: 2}
 sync: []

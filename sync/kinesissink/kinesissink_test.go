@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -41,8 +40,7 @@ sync: []
 }
 
 func client(addr string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+	return testutil.KinesisClient(addr, testutil.KinesisSDKRetries(0), testutil.KinesisHTTPClient(&http.Client{Timeout: 10 * time.Second}))
 }
 
 func readAll(t *testing.T, c *kinesis.Client, stream string) []types.Record {
@@ -77,6 +75,9 @@ func readAll(t *testing.T, c *kinesis.Client, stream string) []types.Record {
 // of the same batch send only what failed, so the hub ends with every
 // record once, in order, with its partition key.
 func TestPartialFailuresRetryOnlyTheFailed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	hub := startHub(t)
 	s, err := kinesissink.New(kinesissink.Config{StreamName: "hub", Endpoint: "http://" + hub.HTTPAddr})
 	if err != nil {

@@ -24,6 +24,9 @@ func batch(recs ...string) *sink.Batch {
 }
 
 func TestDeliverToVersitygw(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts versitygw: make test runs it")
+	}
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "archive")
 	ctx := context.Background()
@@ -85,6 +88,9 @@ func TestDeliverToVersitygw(t *testing.T) {
 }
 
 func TestTimestampPrefixAndTransientErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and stops versitygw: make test runs it")
+	}
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "archive")
 	ctx := context.Background()

@@ -15,6 +15,9 @@ import (
 // /healthz, /metrics and /api/status, stops cleanly on SIGTERM with the
 // store closed, and starts again on the same data directory.
 func TestDaemonLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten daemon: make test runs it")
+	}
 	dir := t.TempDir()
 	d := testutil.StartDaemon(t, dir)
 	get := func(path string) string {
@@ -54,6 +57,9 @@ func TestDaemonLifecycle(t *testing.T) {
 }
 
 func TestBadConfigExitsWithTheKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the kaiten binary: make test runs it")
+	}
 	bin := testutil.KaitenBinary(t)
 	cfg := t.TempDir() + "/bad.yaml"
 	if err := writeFile(cfg, "store: {on_full: sometimes}\n"); err != nil {
