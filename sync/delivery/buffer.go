@@ -47,7 +47,7 @@ func (d *DeliveryStream) add(ctx context.Context, st *shardState, b stream.Shard
 // them (while reading the backlog, batches still fill to the size hint).
 // An arrival time ahead of the clock (it was set back) counts as new.
 func (d *DeliveryStream) due(st *shardState, caughtUp bool) bool {
-	now := d.cfg.Now()
+	now := d.cfg.Clock.Now()
 	if now.Sub(st.started) >= d.cfg.BufferInterval {
 		return true
 	}
@@ -56,7 +56,7 @@ func (d *DeliveryStream) due(st *shardState, caughtUp bool) bool {
 
 func (d *DeliveryStream) buffer(st *shardState, r stream.Record) {
 	if st.n == 0 {
-		st.started = d.cfg.Now()
+		st.started = d.cfg.Clock.Now()
 		st.first, st.firstAt = r.SequenceNumber, r.ArrivalTime
 	}
 	st.n++

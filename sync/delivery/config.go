@@ -84,8 +84,9 @@ type Config struct {
 	// Metrics, shared by the delivery streams of one registry. Default: a
 	// set registered nowhere.
 	Metrics *Metrics
-	// Now is the clock, for tests. Default time.Now.
-	Now func() time.Time
+	// Clock drives every deadline, wait and timestamp (see Clock). Default:
+	// the wall clock.
+	Clock Clock
 }
 
 // Validate checks the config; errors name the field as the YAML key.

@@ -130,8 +130,8 @@ func New(store Store, cfg Config) (*DeliveryStream, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics, _ = NewMetrics(nil)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
 	}
 	d := &DeliveryStream{cfg: cfg, store: store, kind: cfg.Sink.Kind(), shards: map[string]*shardState{},
 		log: cfg.Logger.With("delivery_stream", cfg.Name, "stream", cfg.Stream, "destination", cfg.Sink.Kind())}
@@ -179,7 +179,7 @@ func (d *DeliveryStream) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(wait):
+		case <-d.cfg.Clock.After(wait):
 		}
 		wait = min(wait*2, 30*time.Second)
 	}

@@ -92,7 +92,7 @@ func (d *DeliveryStream) deadLetter(ctx context.Context, eb *sink.ErrorBatch) er
 	for _, f := range eb.Records {
 		raw, _ := json.Marshal(deadLetterRecord{
 			Source: "sync", Topic: d.cfg.Name, Reason: f.Code + ": " + f.Message,
-			DataB64: base64.StdEncoding.EncodeToString(f.Data), TS: d.cfg.Now().UTC().Format(time.RFC3339Nano),
+			DataB64: base64.StdEncoding.EncodeToString(f.Data), TS: d.cfg.Clock.Now().UTC().Format(time.RFC3339Nano),
 			Stream: eb.Stream, ShardID: eb.ShardID, SequenceNumber: f.SequenceNumber, PartitionKey: f.PartitionKey,
 		})
 		entries = append(entries, stream.Entry{PartitionKey: "sync", Data: raw})
@@ -128,7 +128,7 @@ func (d *DeliveryStream) deadLetter(ctx context.Context, eb *sink.ErrorBatch) er
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(step):
+		case <-d.cfg.Clock.After(step):
 		}
 		step = min(step*2, d.cfg.RetryMax)
 	}

@@ -25,7 +25,7 @@ type leaseKeeper struct {
 // over stays as it is: the checkpoint then fails with ErrLeaseLost and the
 // shard restarts from its checkpoint, rebuilding the same batch.
 func (d *DeliveryStream) renew(lk *leaseKeeper) {
-	if lk.lease.Token == 0 || time.Until(lk.lease.Expires) > leaseRenewAt {
+	if lk.lease.Token == 0 || lk.lease.Expires.Sub(d.cfg.Clock.Now()) > leaseRenewAt {
 		return
 	}
 	l, err := d.store.RenewLease(lk.lease, leaseTTL)

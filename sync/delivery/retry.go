@@ -83,7 +83,7 @@ func (d *DeliveryStream) deliver(ctx context.Context, lk *leaseKeeper, id string
 		}
 		d.online.Store(false)
 		d.cfg.Metrics.Online.WithLabelValues(d.cfg.Name, d.kind).Set(0)
-		if !d.cfg.Now().Before(deadline) {
+		if !d.cfg.Clock.Now().Before(deadline) {
 			d.log.Error("batch retried until its retry duration ended; records go to the error output", "shard", shardID, "batch", id, "attempts", b.Attempts, "err", err)
 			return failAll("RetryExpired", fmt.Sprintf("after %d attempts: %v", b.Attempts, err))
 		}
@@ -99,17 +99,17 @@ func (d *DeliveryStream) deliver(ctx context.Context, lk *leaseKeeper, id string
 // sleep waits for wait or ctx, renewing the shard's lease on the way; it
 // reports false when ctx ended.
 func (d *DeliveryStream) sleep(ctx context.Context, lk *leaseKeeper, wait time.Duration) bool {
-	end := time.Now().Add(wait)
+	end := d.cfg.Clock.Now().Add(wait)
 	for {
 		d.renew(lk)
-		left := time.Until(end)
+		left := end.Sub(d.cfg.Clock.Now())
 		if left <= 0 {
 			return true
 		}
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(min(left, 5*time.Second)):
+		case <-d.cfg.Clock.After(min(left, 5*time.Second)):
 		}
 	}
 }
@@ -133,13 +133,13 @@ func (d *DeliveryStream) succeeded(b *sink.Batch, n int) {
 	d.batches.Add(1)
 	d.online.Store(true)
 	d.mu.Lock()
-	d.lastOK = d.cfg.Now()
+	d.lastOK = d.cfg.Clock.Now()
 	d.mu.Unlock()
 	d.log.Debug("batch delivered", "shard", b.ShardID, "batch", b.ID, "records", n, "bytes", size, "attempts", b.Attempts)
 }
 
 func (d *DeliveryStream) retryDeadline(oldest time.Time) time.Time {
-	now := d.cfg.Now()
+	now := d.cfg.Clock.Now()
 	if d.cfg.RetryDuration > 0 {
 		return now.Add(d.cfg.RetryDuration)
 	}

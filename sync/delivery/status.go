@@ -33,7 +33,7 @@ type Status struct {
 func (d *DeliveryStream) noteError(err error) {
 	d.mu.Lock()
 	d.lastErr = err.Error()
-	d.lastErrAt = d.cfg.Now()
+	d.lastErrAt = d.cfg.Clock.Now()
 	d.mu.Unlock()
 }
 
@@ -51,14 +51,12 @@ func (d *DeliveryStream) Status() Status {
 }
 
 func (d *DeliveryStream) statusLoop(ctx context.Context) {
-	t := time.NewTicker(d.cfg.StatusInterval)
-	defer t.Stop()
 	for {
 		d.measure(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-d.cfg.Clock.After(d.cfg.StatusInterval):
 		}
 	}
 }
@@ -71,7 +69,7 @@ func (d *DeliveryStream) measure(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	now := d.cfg.Now()
+	now := d.cfg.Clock.Now()
 	var backlog int64
 	var fresh time.Duration
 	for _, sh := range desc.Shards {
