@@ -22,10 +22,12 @@ import (
 )
 
 // Section is the whole "sync" section.
-type Section []DeliveryStream
+type Section []Spec
 
-// DeliveryStream is one entry of the list.
-type DeliveryStream struct {
+// Spec is one delivery stream as the sync section describes it: its
+// source, buffering, transform, encoding, retry and one destination. Build
+// turns it into the delivery.Config a delivery.Stream runs with.
+type Spec struct {
 	Name    string `yaml:"name"`
 	Stream  string `yaml:"stream"`
 	StartAt string `yaml:"start_at"` // trim_horizon (default) or latest
@@ -109,7 +111,7 @@ type Kinesis struct {
 // the plates stream, as JSON lines, gzip, to <data dir>/delivered/ every
 // 30 s, so a new user sees files within a minute.
 func Default() Section {
-	d := DeliveryStream{Name: "plates-archive", Stream: "plates", Local: &Local{}}
+	d := Spec{Name: "plates-archive", Stream: "plates", Local: &Local{}}
 	d.Buffer.Interval = &gconfig.Duration{Duration: 30 * time.Second}
 	return Section{d}
 }
@@ -147,7 +149,7 @@ func prefixErrs(key string, err error) error {
 // Build returns the delivery.Config (without logger and metrics) for an
 // entry. dataDir roots the local destination's relative dir and the
 // delivery intents. Errors name the key relative to the entry.
-func (d DeliveryStream) Build(dataDir string, base *delivery.Config) (delivery.Config, error) {
+func (d Spec) Build(dataDir string, base *delivery.Config) (delivery.Config, error) {
 	var c delivery.Config
 	if base != nil {
 		c = *base

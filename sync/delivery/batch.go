@@ -11,7 +11,7 @@ import (
 
 // deliverBatch saves the batch's intent, transforms, delivers, sends
 // failures to the error output and checkpoints.
-func (d *DeliveryStream) deliverBatch(ctx context.Context, lk *leaseKeeper, pb pendingBatch) error {
+func (d *Stream) deliverBatch(ctx context.Context, lk *leaseKeeper, pb pendingBatch) error {
 	defer pb.raw.release()
 	first, last := pb.first, pb.last
 	if err := d.saveIntent(lk.shard, intent{First: first, Last: last}); err != nil {
@@ -48,7 +48,7 @@ func (d *DeliveryStream) deliverBatch(ctx context.Context, lk *leaseKeeper, pb p
 
 // transform runs the transform, if any; it returns the records to deliver
 // and those that failed processing.
-func (d *DeliveryStream) transform(ctx context.Context, recs []stream.Record) ([]sink.Record, []sink.FailedRecord, error) {
+func (d *Stream) transform(ctx context.Context, recs []stream.Record) ([]sink.Record, []sink.FailedRecord, error) {
 	out := make([]sink.Record, 0, len(recs))
 	if d.cfg.Transform == nil {
 		for _, r := range recs {

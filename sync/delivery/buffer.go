@@ -7,7 +7,7 @@ import (
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
 
-func (d *DeliveryStream) add(ctx context.Context, st *shardState, b stream.ShardBatch) error {
+func (d *Stream) add(ctx context.Context, st *shardState, b stream.ShardBatch) error {
 	var inBytes int64
 	for _, r := range b.Records {
 		inBytes += int64(len(r.Data))
@@ -46,7 +46,7 @@ func (d *DeliveryStream) add(ctx context.Context, st *shardState, b stream.Shard
 // older than the interval already, and waiting once more would only delay
 // them (while reading the backlog, batches still fill to the size hint).
 // An arrival time ahead of the clock (it was set back) counts as new.
-func (d *DeliveryStream) due(st *shardState, caughtUp bool) bool {
+func (d *Stream) due(st *shardState, caughtUp bool) bool {
 	now := d.cfg.Clock.Now()
 	if now.Sub(st.started) >= d.cfg.BufferInterval {
 		return true
@@ -54,7 +54,7 @@ func (d *DeliveryStream) due(st *shardState, caughtUp bool) bool {
 	return caughtUp && now.Sub(st.firstAt) >= d.cfg.BufferInterval
 }
 
-func (d *DeliveryStream) buffer(st *shardState, r stream.Record) {
+func (d *Stream) buffer(st *shardState, r stream.Record) {
 	if st.n == 0 {
 		st.started = d.cfg.Clock.Now()
 		st.first, st.firstAt = r.SequenceNumber, r.ArrivalTime
@@ -79,7 +79,7 @@ type pendingBatch struct {
 	firstAt     time.Time
 }
 
-func (d *DeliveryStream) resetShard(st *shardState) {
+func (d *Stream) resetShard(st *shardState) {
 	st.raw.release()
 	st.recs, st.raw, st.n = nil, nil, 0
 	st.size = 0
@@ -91,7 +91,7 @@ func (d *DeliveryStream) resetShard(st *shardState) {
 // flush starts delivering the shard's buffer as one batch, once the
 // previous batch of the shard is done (its error is returned then). The
 // batch checkpoints itself when the destination acknowledged it.
-func (d *DeliveryStream) flush(ctx context.Context, st *shardState) error {
+func (d *Stream) flush(ctx context.Context, st *shardState) error {
 	if err := waitInflight(st); err != nil {
 		return err
 	}

@@ -39,9 +39,9 @@ type Store interface {
 	RenewLease(l stream.Lease, ttl time.Duration) (stream.Lease, error)
 }
 
-// DeliveryStream is one running delivery stream. Its methods are safe for
+// Stream is one running delivery stream. Its methods are safe for
 // concurrent use.
-type DeliveryStream struct {
+type Stream struct {
 	cfg   Config
 	store Store
 	log   *slog.Logger
@@ -68,7 +68,7 @@ type DeliveryStream struct {
 }
 
 // shardState is owned by the goroutine Consume runs for the shard; the
-// fields under "status" are also read by Status under DeliveryStream.mu.
+// fields under "status" are also read by Status under Stream.mu.
 type shardState struct {
 	id string
 	// The buffer: whole records (recs), or, in lean mode, only the data
@@ -90,7 +90,7 @@ type shardState struct {
 }
 
 // New checks cfg and returns a delivery stream; Run starts it.
-func New(store Store, cfg Config) (*DeliveryStream, error) {
+func New(store Store, cfg Config) (*Stream, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func New(store Store, cfg Config) (*DeliveryStream, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = systemClock{}
 	}
-	d := &DeliveryStream{cfg: cfg, store: store, kind: cfg.Sink.Kind(), shards: map[string]*shardState{},
+	d := &Stream{cfg: cfg, store: store, kind: cfg.Sink.Kind(), shards: map[string]*shardState{},
 		log: cfg.Logger.With("delivery_stream", cfg.Name, "stream", cfg.Stream, "destination", cfg.Sink.Kind())}
 	if bs, ok := cfg.Sink.(sink.BodySink); ok && bs.WantsBody() && cfg.Transform == nil {
 		d.lean = true
@@ -144,12 +144,12 @@ func New(store Store, cfg Config) (*DeliveryStream, error) {
 }
 
 // Name is the delivery stream's name.
-func (d *DeliveryStream) Name() string { return d.cfg.Name }
+func (d *Stream) Name() string { return d.cfg.Name }
 
 // Run delivers until ctx ends. It restarts the consumer after store errors
 // (e.g. the source stream does not exist yet) with a backoff, and returns
 // nil when ctx ends.
-func (d *DeliveryStream) Run(ctx context.Context) error {
+func (d *Stream) Run(ctx context.Context) error {
 	d.setGauges()
 	statusDone := make(chan struct{})
 	go func() {
@@ -185,7 +185,7 @@ func (d *DeliveryStream) Run(ctx context.Context) error {
 	}
 }
 
-func (d *DeliveryStream) shard(id string) *shardState {
+func (d *Stream) shard(id string) *shardState {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := d.shards[id]
@@ -197,7 +197,7 @@ func (d *DeliveryStream) shard(id string) *shardState {
 }
 
 // handle is Consume's callback for one shard's batch.
-func (d *DeliveryStream) handle(ctx context.Context, b stream.ShardBatch) error {
+func (d *Stream) handle(ctx context.Context, b stream.ShardBatch) error {
 	st := d.shard(b.ShardID)
 	if err := pollInflight(st); err != nil {
 		d.resetShard(st)

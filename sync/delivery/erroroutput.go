@@ -13,7 +13,7 @@ import (
 
 // reread reads a shard's records from first to last (inclusive) back from
 // the stream.
-func (d *DeliveryStream) reread(ctx context.Context, shardID, first, last string) ([]sink.Record, error) {
+func (d *Stream) reread(ctx context.Context, shardID, first, last string) ([]sink.Record, error) {
 	var out []sink.Record
 	after, _ := d.store.GetCheckpoint(d.cfg.Name, d.cfg.Stream, shardID)
 	for {
@@ -43,7 +43,7 @@ func (d *DeliveryStream) reread(ctx context.Context, shardID, first, last string
 // errorOutput writes failed records to the destination's error output, or
 // to the dead-letter stream when there is none or it fails. It returns an
 // error only when ctx ends: the dead-letter stream is local and retried.
-func (d *DeliveryStream) errorOutput(ctx context.Context, shardID, id string, t time.Time, failed []sink.FailedRecord) error {
+func (d *Stream) errorOutput(ctx context.Context, shardID, id string, t time.Time, failed []sink.FailedRecord) error {
 	byType := map[string][]sink.FailedRecord{}
 	for _, f := range failed {
 		typ := "delivery-failed"
@@ -87,7 +87,7 @@ type deadLetterRecord struct {
 	PartitionKey   string `json:"partition_key"`
 }
 
-func (d *DeliveryStream) deadLetter(ctx context.Context, eb *sink.ErrorBatch) error {
+func (d *Stream) deadLetter(ctx context.Context, eb *sink.ErrorBatch) error {
 	var entries []stream.Entry
 	for _, f := range eb.Records {
 		raw, _ := json.Marshal(deadLetterRecord{

@@ -258,7 +258,7 @@ func uniqueRecords(batches []sink.Batch) map[string][]string {
 	return out
 }
 
-func run(t *testing.T, st Store, cfg Config) (*DeliveryStream, context.CancelFunc) {
+func run(t *testing.T, st Store, cfg Config) (*Stream, context.CancelFunc) {
 	t.Helper()
 	d, err := New(st, cfg)
 	if err != nil {

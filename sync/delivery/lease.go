@@ -24,7 +24,7 @@ type leaseKeeper struct {
 // renew extends the shard's lease when it runs low. A lease that was taken
 // over stays as it is: the checkpoint then fails with ErrLeaseLost and the
 // shard restarts from its checkpoint, rebuilding the same batch.
-func (d *DeliveryStream) renew(lk *leaseKeeper) {
+func (d *Stream) renew(lk *leaseKeeper) {
 	if lk.lease.Token == 0 || lk.lease.Expires.Sub(d.cfg.Clock.Now()) > leaseRenewAt {
 		return
 	}

@@ -14,7 +14,7 @@ import (
 // deliver sends one batch until the destination acknowledges it, a
 // permanent error, or the retry duration ends. It returns the records that
 // go to the error output; its error is only ctx's.
-func (d *DeliveryStream) deliver(ctx context.Context, lk *leaseKeeper, id string, pb pendingBatch, recs []sink.Record) ([]sink.FailedRecord, error) {
+func (d *Stream) deliver(ctx context.Context, lk *leaseKeeper, id string, pb pendingBatch, recs []sink.Record) ([]sink.FailedRecord, error) {
 	shardID := lk.shard
 	b := &sink.Batch{ID: id, DeliveryStream: d.cfg.Name, Version: d.cfg.Version, Stream: d.cfg.Stream,
 		ShardID: shardID, FirstSeq: pb.first, LastSeq: pb.last, Time: pb.firstAt, Records: recs}
@@ -98,7 +98,7 @@ func (d *DeliveryStream) deliver(ctx context.Context, lk *leaseKeeper, id string
 
 // sleep waits for wait or ctx, renewing the shard's lease on the way; it
 // reports false when ctx ended.
-func (d *DeliveryStream) sleep(ctx context.Context, lk *leaseKeeper, wait time.Duration) bool {
+func (d *Stream) sleep(ctx context.Context, lk *leaseKeeper, wait time.Duration) bool {
 	end := d.cfg.Clock.Now().Add(wait)
 	for {
 		d.renew(lk)
@@ -114,7 +114,7 @@ func (d *DeliveryStream) sleep(ctx context.Context, lk *leaseKeeper, wait time.D
 	}
 }
 
-func (d *DeliveryStream) succeeded(b *sink.Batch, n int) {
+func (d *Stream) succeeded(b *sink.Batch, n int) {
 	var size int
 	if b.Body != nil {
 		size = len(b.Body)
@@ -138,7 +138,7 @@ func (d *DeliveryStream) succeeded(b *sink.Batch, n int) {
 	d.log.Debug("batch delivered", "shard", b.ShardID, "batch", b.ID, "records", n, "bytes", size, "attempts", b.Attempts)
 }
 
-func (d *DeliveryStream) retryDeadline(oldest time.Time) time.Time {
+func (d *Stream) retryDeadline(oldest time.Time) time.Time {
 	now := d.cfg.Clock.Now()
 	if d.cfg.RetryDuration > 0 {
 		return now.Add(d.cfg.RetryDuration)

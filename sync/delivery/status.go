@@ -30,7 +30,7 @@ type Status struct {
 	LastErrorTime    time.Time `json:"last_error_time,omitzero"`
 }
 
-func (d *DeliveryStream) noteError(err error) {
+func (d *Stream) noteError(err error) {
 	d.mu.Lock()
 	d.lastErr = err.Error()
 	d.lastErrAt = d.cfg.Clock.Now()
@@ -38,7 +38,7 @@ func (d *DeliveryStream) noteError(err error) {
 }
 
 // Status returns the current state.
-func (d *DeliveryStream) Status() Status {
+func (d *Stream) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return Status{
@@ -50,7 +50,7 @@ func (d *DeliveryStream) Status() Status {
 	}
 }
 
-func (d *DeliveryStream) statusLoop(ctx context.Context) {
+func (d *Stream) statusLoop(ctx context.Context) {
 	for {
 		d.measure(ctx)
 		select {
@@ -64,7 +64,7 @@ func (d *DeliveryStream) statusLoop(ctx context.Context) {
 // measure computes backlog and freshness from the store: for every shard,
 // the records after the group's checkpoint, and the arrival time of the
 // first of them (the oldest record not yet delivered).
-func (d *DeliveryStream) measure(ctx context.Context) {
+func (d *Stream) measure(ctx context.Context) {
 	desc, err := d.store.DescribeStream(d.cfg.Stream)
 	if err != nil {
 		return
@@ -104,7 +104,7 @@ func (d *DeliveryStream) measure(ctx context.Context) {
 // first (the first record after the checkpoint ck): from the counters in
 // the sequence numbers when they use the Kinesis layout, or by reading
 // (up to 100,000) otherwise. It returns -1 when it cannot tell.
-func (d *DeliveryStream) shardBacklog(ctx context.Context, shardID, ck, first string) int64 {
+func (d *Stream) shardBacklog(ctx context.Context, shardID, ck, first string) int64 {
 	if c0, ok := seqCounter(first); ok {
 		if last, err := d.store.LastSequenceNumber(d.cfg.Stream, shardID); err == nil {
 			if c1, ok := seqCounter(last); ok && c1 >= c0 {
@@ -128,7 +128,7 @@ func (d *DeliveryStream) shardBacklog(ctx context.Context, shardID, ck, first st
 	return count
 }
 
-func (d *DeliveryStream) setGauges() {
+func (d *Stream) setGauges() {
 	st := d.Status()
 	m := d.cfg.Metrics
 	m.BacklogRecords.WithLabelValues(d.cfg.Name, d.kind).Set(float64(st.BacklogRecords))

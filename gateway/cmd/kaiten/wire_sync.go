@@ -58,7 +58,7 @@ func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync: metrics: %w", err)
 	}
-	var streams []*delivery.DeliveryStream
+	var streams []*delivery.Stream
 	var cfgs []delivery.Config
 	for i, d := range syncSection {
 		cfg, err := d.Build(env.DataDir, &delivery.Config{Logger: env.Logger.With("component", "sync"), Metrics: metrics})
