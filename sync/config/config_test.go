@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"strings"
@@ -8,19 +8,21 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
+	"github.com/kaiten-edge/kaiten/sync/config"
+	_ "github.com/kaiten-edge/kaiten/sync/destinations"
 	"github.com/kaiten-edge/kaiten/sync/httpsink"
 	"github.com/kaiten-edge/kaiten/sync/localsink"
 	"github.com/kaiten-edge/kaiten/sync/s3sink"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
-func decode(t *testing.T, src string) (Section, error) {
+func decode(t *testing.T, src string) (config.Section, error) {
 	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
 		t.Fatal(err)
 	}
-	var s Section
+	var s config.Section
 	if err := gconfig.Decode("sync", doc.Content[0], &s); err != nil {
 		return nil, err
 	}
@@ -28,7 +30,7 @@ func decode(t *testing.T, src string) (Section, error) {
 }
 
 func TestDefault(t *testing.T) {
-	d := Default()
+	d := config.Default()
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ package kinesissink
 
 import (
 	"context"
+	_ "embed" // sample.yaml
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,6 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
+	"github.com/kaiten-edge/kaiten/sync/config"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
@@ -37,25 +40,52 @@ const (
 	maxKeyChars     = 256
 )
 
-// Config configures the destination.
+// Defaults for zero Config values.
+const (
+	DefaultRegion  = "us-east-1"
+	DefaultTimeout = time.Minute
+)
+
+// Config configures the destination: the value of a sync entry's kinesis
+// key (see sample.yaml). Zero values mean the defaults.
 type Config struct {
 	// StreamName or StreamARN names the upstream stream; one is required.
-	StreamName string
-	StreamARN  string
+	StreamName string `yaml:"stream_name"`
+	StreamARN  string `yaml:"stream_arn"`
 	// Endpoint is the Kinesis endpoint URL (another Kaiten:
 	// http://hub:8080); empty means AWS.
-	Endpoint string
+	Endpoint string `yaml:"endpoint"`
 	// Region for SigV4. Default us-east-1.
-	Region string
+	Region string `yaml:"region"`
 	// AccessKeyID and SecretAccessKey sign requests; empty means the
 	// environment's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and, when
 	// those are empty too, placeholder keys that an unauthenticated Kaiten
 	// accepts).
-	AccessKeyID     string
-	SecretAccessKey string
-	SessionToken    string
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
+	// SessionToken goes with temporary keys; not a YAML key.
+	SessionToken string `yaml:"-"`
 	// Timeout bounds one request. Default 1 minute.
-	Timeout time.Duration
+	Timeout gconfig.Duration `yaml:"timeout"`
+}
+
+// Validate checks the config without building a client; errors name the
+// key.
+func (c *Config) Validate() error {
+	if c.StreamName == "" && c.StreamARN == "" {
+		return errors.New("stream_name: one of stream_name or stream_arn is required")
+	}
+	return nil
+}
+
+// Build implements config.Destination: it makes the Kinesis client.
+func (c *Config) Build(config.Env) (sink.Sink, error) { return New(*c) }
+
+//go:embed sample.yaml
+var sample []byte
+
+func init() {
+	config.Register(config.Factory{Key: "kinesis", Order: 40, Sample: sample, New: func() config.Destination { return new(Config) }})
 }
 
 // API is the part of the Kinesis client the sink calls.
@@ -72,14 +102,14 @@ type Sink struct {
 // New checks cfg and builds the client (SDK retries off: the delivery
 // stream retries, and only the failed records).
 func New(cfg Config) (*Sink, error) {
-	if cfg.StreamName == "" && cfg.StreamARN == "" {
-		return nil, errors.New("stream_name: one of stream_name or stream_arn is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
+		cfg.Region = DefaultRegion
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = time.Minute
+	if cfg.Timeout.Duration <= 0 {
+		cfg.Timeout.Duration = DefaultTimeout
 	}
 	ak, sk, tok := cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken
 	if ak == "" && sk == "" {
@@ -91,7 +121,7 @@ func New(cfg Config) (*Sink, error) {
 	opts := kinesis.Options{
 		Region:      cfg.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, tok),
-		HTTPClient:  &http.Client{Timeout: cfg.Timeout},
+		HTTPClient:  &http.Client{Timeout: cfg.Timeout.Duration},
 		Retryer:     aws.NopRetryer{},
 	}
 	if cfg.Endpoint != "" {

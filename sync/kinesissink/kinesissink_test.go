@@ -19,6 +19,7 @@ import (
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sync/kinesissink"
 	"github.com/kaiten-edge/kaiten/sync/sink"
+	"github.com/kaiten-edge/kaiten/sync/sink/sinktest"
 )
 
 // startHub runs a second kaiten as the upstream, with a per-shard write
@@ -133,5 +134,12 @@ func TestPartialFailuresRetryOnlyTheFailed(t *testing.T) {
 func TestConfig(t *testing.T) {
 	if _, err := kinesissink.New(kinesissink.Config{}); err == nil {
 		t.Fatal("no stream accepted")
+	}
+}
+
+func TestSample(t *testing.T) {
+	c := sinktest.Sample(t, "kinesis").(*kinesissink.Config)
+	if c.Region != kinesissink.DefaultRegion || c.Timeout.Duration != kinesissink.DefaultTimeout || c.Endpoint != "" {
+		t.Fatalf("sample.yaml does not show the defaults: %+v", c)
 	}
 }
