@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
 func (d *Stream) add(ctx context.Context, st *shardState, b stream.ShardBatch) error {
@@ -16,10 +17,17 @@ func (d *Stream) add(ctx context.Context, st *shardState, b stream.ShardBatch) e
 				st.intent = nil // the intent was delivered and checkpointed, or is gone
 			} else if seqCmp(r.SequenceNumber, in.Last) > 0 {
 				st.intent = nil // its last record is gone: nothing to match
+				d.log.Warn("the in-flight batch cannot be rebuilt whole: its last record left the stream; its records go out in a new batch",
+					"shard", st.id, "first_sequence_number", in.First, "last_sequence_number", in.Last)
 			}
 		}
 		d.buffer(st, r)
 		if in := st.intent; in != nil && r.SequenceNumber == in.Last {
+			// A restart (or a consumer restart) recovered the batch that was
+			// in flight: say so, for an operator reading the journal.
+			d.log.Info("rebuilt the in-flight batch from its delivery intent; delivering it again under the same identity",
+				"shard", st.id, "first_sequence_number", in.First, "last_sequence_number", in.Last, "records", st.n,
+				"batch", sink.BatchID(d.cfg.Name, st.id, in.First, in.Last))
 			if err := d.flush(ctx, st); err != nil {
 				return err
 			}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -234,13 +236,24 @@ func TestRestartRebuildsTheSameBatch(t *testing.T) {
 	more := st.add(s0, 15, time.Now())
 
 	ms2 := &memSink{}
-	run(t, st, Config{Name: "ds", Stream: "plates", Sink: ms2, BufferInterval: -1, StateDir: state, ReadLimit: 100})
+	logs := &logBuffer{}
+	run(t, st, Config{Name: "ds", Stream: "plates", Sink: ms2, BufferInterval: -1, StateDir: state, ReadLimit: 100,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	itest.WaitFor(t, 5*time.Second, func() error {
 		if c, _ := st.GetCheckpoint("ds", "plates", s0); c != "1025" {
 			return fmt.Errorf("checkpoint %q", c)
 		}
 		return nil
 	})
+	// The restart says what it recovered.
+	rebuilt := logs.find(t, "rebuilt the in-flight batch")
+	if len(rebuilt) != 1 {
+		t.Fatalf("%d log records about a rebuilt batch, want 1:\n%s", len(rebuilt), logs.String())
+	}
+	if r := rebuilt[0]; r["level"] != "INFO" || r["delivery_stream"] != "ds" || r["shard"] != s0 || r["first_sequence_number"] != b0.FirstSeq ||
+		r["last_sequence_number"] != b0.LastSeq || r["records"] != float64(len(b0.Records)) || r["batch"] != b0.ID {
+		t.Fatalf("rebuilt batch logged as %v, want INFO shard %s %s..%s, %d records, batch %s", r, s0, b0.FirstSeq, b0.LastSeq, len(b0.Records), b0.ID)
+	}
 	got := ms2.delivered()
 	if got[0].ID != b0.ID || got[0].FirstSeq != b0.FirstSeq || got[0].LastSeq != b0.LastSeq {
 		t.Fatalf("after restart the first batch is %s..%s (%s), want %s..%s (%s)", got[0].FirstSeq, got[0].LastSeq, got[0].ID, b0.FirstSeq, b0.LastSeq, b0.ID)
@@ -339,4 +352,41 @@ func TestLeanPermanentFailureReadsBack(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("error output %v, want %v", got, want)
 	}
+}
+
+// logBuffer captures a JSON slog handler's output.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// find returns the log records whose message starts with msg.
+func (l *logBuffer) find(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m, _ := r["msg"].(string); strings.HasPrefix(m, msg) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
