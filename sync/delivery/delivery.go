@@ -11,7 +11,22 @@
 // shard, first, last). Before the first attempt the batch's range is saved
 // (synced) in Config.StateDir; after a restart the same range is rebuilt
 // from the stream, so a destination that overwrites by id (S3 keys, HTTP
-// request ids) never holds a record twice.
+// request ids) never holds a record twice. A restart logs, at INFO, each
+// in-flight batch it rebuilt this way.
+//
+// Time: one Clock (Config.Clock) drives the interval hint, the retry
+// backoff and duration, lease renewal, the status loop and every
+// timestamp, so tests can hold it still and move it.
+//
+// Files, one job each: delivery.go (Stream, New, Run, the per-shard
+// callback), config.go (Config, defaults, Validate), buffer.go (per-shard
+// buffers and when they flush), batch.go (one batch: intent, transform,
+// deliver, error output, checkpoint), retry.go (attempts with backoff and
+// the retry deadline), lease.go (renewing a shard's lease during long
+// retries), erroroutput.go (the destination's error output and the
+// dead-letter stream), status.go (Status, backlog and freshness), intent.go
+// (delivery intents on disk), clock.go, metrics.go, chunks.go (pooled
+// buffer pieces), seq.go (sequence number arithmetic).
 package delivery
 
 import (
