@@ -2,10 +2,12 @@ package delivery
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,9 +238,9 @@ func TestRestartRebuildsTheSameBatch(t *testing.T) {
 	more := st.add(s0, 15, time.Now())
 
 	ms2 := &memSink{}
-	logs := &logBuffer{}
+	logs := newCaptured()
 	run(t, st, Config{Name: "ds", Stream: "plates", Sink: ms2, BufferInterval: -1, StateDir: state, ReadLimit: 100,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+		Logger: slog.New(logs)})
 	itest.WaitFor(t, 5*time.Second, func() error {
 		if c, _ := st.GetCheckpoint("ds", "plates", s0); c != "1025" {
 			return fmt.Errorf("checkpoint %q", c)
@@ -246,12 +248,12 @@ func TestRestartRebuildsTheSameBatch(t *testing.T) {
 		return nil
 	})
 	// The restart says what it recovered.
-	rebuilt := logs.find(t, "rebuilt the in-flight batch")
+	rebuilt := logs.find("rebuilt the in-flight batch")
 	if len(rebuilt) != 1 {
-		t.Fatalf("%d log records about a rebuilt batch, want 1:\n%s", len(rebuilt), logs.String())
+		t.Fatalf("%d log records about a rebuilt batch, want 1", len(rebuilt))
 	}
 	if r := rebuilt[0]; r["level"] != "INFO" || r["delivery_stream"] != "ds" || r["shard"] != s0 || r["first_sequence_number"] != b0.FirstSeq ||
-		r["last_sequence_number"] != b0.LastSeq || r["records"] != float64(len(b0.Records)) || r["batch"] != b0.ID {
+		r["last_sequence_number"] != b0.LastSeq || r["records"] != int64(len(b0.Records)) || r["batch"] != b0.ID {
 		t.Fatalf("rebuilt batch logged as %v, want INFO shard %s %s..%s, %d records, batch %s", r, s0, b0.FirstSeq, b0.LastSeq, len(b0.Records), b0.ID)
 	}
 	got := ms2.delivered()
@@ -354,37 +356,44 @@ func TestLeanPermanentFailureReadsBack(t *testing.T) {
 	}
 }
 
-// logBuffer captures a JSON slog handler's output.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+// captured is a slog.Handler that keeps every record, with its logger's
+// attributes, as a map of key to value (plus "level" and "msg").
+type captured struct {
+	mu    *sync.Mutex
+	recs  *[]map[string]any
+	attrs []slog.Attr
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
+func newCaptured() captured { return captured{mu: &sync.Mutex{}, recs: new([]map[string]any)} }
+
+func (c captured) Enabled(context.Context, slog.Level) bool { return true }
+
+func (c captured) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]any{"level": r.Level.String(), "msg": r.Message}
+	for _, a := range c.attrs {
+		m[a.Key] = a.Value.Any()
+	}
+	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.Any(); return true })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*c.recs = append(*c.recs, m)
+	return nil
 }
 
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+func (c captured) WithAttrs(as []slog.Attr) slog.Handler {
+	c.attrs = append(slices.Clip(c.attrs), as...)
+	return c
 }
 
-// find returns the log records whose message starts with msg.
-func (l *logBuffer) find(t *testing.T, msg string) []map[string]any {
-	t.Helper()
+func (c captured) WithGroup(string) slog.Handler { return c }
+
+// find returns the records whose message starts with msg.
+func (c captured) find(msg string) []map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var r map[string]any
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if m, _ := r["msg"].(string); strings.HasPrefix(m, msg) {
+	for _, r := range *c.recs {
+		if strings.HasPrefix(r["msg"].(string), msg) {
 			out = append(out, r)
 		}
 	}

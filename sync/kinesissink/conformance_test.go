@@ -8,6 +8,7 @@ import (
 	"github.com/kaiten-edge/kaiten/gateway/kinesisapi"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
+	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/kinesissink"
 	"github.com/kaiten-edge/kaiten/sync/sink/sinktest"
 )
@@ -42,7 +43,7 @@ func TestConformance(t *testing.T) {
 			}
 			hs := httptest.NewServer(api)
 			t.Cleanup(hs.Close)
-			s, err := kinesissink.New(kinesissink.Config{StreamName: "hub", Endpoint: hs.URL})
+			s, err := kinesissink.New(kinesissink.Config{StreamName: "hub", Access: awscfg.Access{Endpoint: hs.URL}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 	"unicode/utf8"
 
@@ -27,8 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/sync/config"
+	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
@@ -40,11 +39,8 @@ const (
 	maxKeyChars     = 256
 )
 
-// Defaults for zero Config values.
-const (
-	DefaultRegion  = "us-east-1"
-	DefaultTimeout = time.Minute
-)
+// DefaultTimeout bounds one request when the config sets no timeout.
+const DefaultTimeout = time.Minute
 
 // Config configures the destination: the value of a sync entry's kinesis
 // key (see sample.yaml). Zero values mean the defaults.
@@ -52,21 +48,11 @@ type Config struct {
 	// StreamName or StreamARN names the upstream stream; one is required.
 	StreamName string `yaml:"stream_name"`
 	StreamARN  string `yaml:"stream_arn"`
-	// Endpoint is the Kinesis endpoint URL (another Kaiten:
-	// http://hub:8080); empty means AWS.
-	Endpoint string `yaml:"endpoint"`
-	// Region for SigV4. Default us-east-1.
-	Region string `yaml:"region"`
-	// AccessKeyID and SecretAccessKey sign requests; empty means the
-	// environment's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and, when
-	// those are empty too, placeholder keys that an unauthenticated Kaiten
-	// accepts).
-	AccessKeyID     string `yaml:"access_key_id"`
-	SecretAccessKey string `yaml:"secret_access_key"`
-	// SessionToken goes with temporary keys; not a YAML key.
-	SessionToken string `yaml:"-"`
-	// Timeout bounds one request. Default 1 minute.
-	Timeout gconfig.Duration `yaml:"timeout"`
+	// Access holds endpoint (another Kaiten: http://hub:8080; empty: AWS),
+	// region, access_key_id, secret_access_key (empty, with none in the
+	// environment either: placeholder keys that an unauthenticated Kaiten
+	// accepts) and timeout (default 1 minute).
+	awscfg.Access `yaml:",inline"`
 }
 
 // Validate checks the config without building a client; errors name the
@@ -105,16 +91,8 @@ func New(cfg Config) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
-	}
-	if cfg.Timeout.Duration <= 0 {
-		cfg.Timeout.Duration = DefaultTimeout
-	}
-	ak, sk, tok := cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken
-	if ak == "" && sk == "" {
-		ak, sk, tok = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")
-	}
+	cfg.Access = cfg.Access.WithDefaults(DefaultTimeout)
+	ak, sk, tok := cfg.Keys()
 	if ak == "" && sk == "" {
 		ak, sk = "kaiten", "kaiten"
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kaiten-edge/kaiten/internal/testutil"
+	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/kinesissink"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 	"github.com/kaiten-edge/kaiten/sync/sink/sinktest"
@@ -79,7 +80,7 @@ func readAll(t *testing.T, c *kinesis.Client, stream string) []types.Record {
 // record once, in order, with its partition key.
 func TestPartialFailuresRetryOnlyTheFailed(t *testing.T) {
 	hub := startHub(t)
-	s, err := kinesissink.New(kinesissink.Config{StreamName: "hub", Endpoint: "http://" + hub.HTTPAddr})
+	s, err := kinesissink.New(kinesissink.Config{StreamName: "hub", Access: awscfg.Access{Endpoint: "http://" + hub.HTTPAddr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestConfig(t *testing.T) {
 
 func TestSample(t *testing.T) {
 	c := sinktest.Sample(t, "kinesis").(*kinesissink.Config)
-	if c.Region != kinesissink.DefaultRegion || c.Timeout.Duration != kinesissink.DefaultTimeout || c.Endpoint != "" {
+	if c.Region != awscfg.DefaultRegion || c.Timeout.Duration != kinesissink.DefaultTimeout || c.Endpoint != "" {
 		t.Fatalf("sample.yaml does not show the defaults: %+v", c)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,16 +22,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/sync/config"
+	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
-// Defaults for zero Config values.
-const (
-	DefaultRegion  = "us-east-1"
-	DefaultTimeout = 2 * time.Minute
-)
+// DefaultTimeout bounds one request when the config sets no timeout.
+const DefaultTimeout = 2 * time.Minute
 
 // Config configures the destination: the value of a sync entry's s3 key
 // (see sample.yaml). Zero values mean the defaults.
@@ -45,22 +41,12 @@ type Config struct {
 	// ErrorPrefix is the error output's prefix; default
 	// "<error-output-type>/".
 	ErrorPrefix string `yaml:"error_prefix"`
-	// Endpoint is the S3 endpoint URL, e.g. http://127.0.0.1:7070; empty
-	// means AWS.
-	Endpoint string `yaml:"endpoint"`
-	// Region for SigV4. Default us-east-1.
-	Region string `yaml:"region"`
 	// PathStyle addresses buckets as endpoint/bucket/key instead of
 	// bucket.endpoint/key (most S3-compatible servers want it).
 	PathStyle bool `yaml:"path_style"`
-	// AccessKeyID and SecretAccessKey sign requests (SigV4); empty means
-	// the environment's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
-	AccessKeyID     string `yaml:"access_key_id"`
-	SecretAccessKey string `yaml:"secret_access_key"`
-	// SessionToken goes with temporary keys; not a YAML key.
-	SessionToken string `yaml:"-"`
-	// Timeout bounds one request. Default 2 minutes.
-	Timeout gconfig.Duration `yaml:"timeout"`
+	// Access holds endpoint (empty: AWS), region, access_key_id,
+	// secret_access_key and timeout (default 2 minutes).
+	awscfg.Access `yaml:",inline"`
 }
 
 // Validate checks the config without building a client; errors name the
@@ -92,12 +78,7 @@ func (c *Config) Build(config.Env) (sink.Sink, error) { return New(*c) }
 
 // withDefaults fills in the defaults of zero values.
 func (c Config) withDefaults() Config {
-	if c.Region == "" {
-		c.Region = DefaultRegion
-	}
-	if c.Timeout.Duration <= 0 {
-		c.Timeout.Duration = DefaultTimeout
-	}
+	c.Access = c.Access.WithDefaults(DefaultTimeout)
 	return c
 }
 
@@ -140,10 +121,7 @@ func NewWithClient(cfg Config, client API) *Sink {
 // operation requires them (S3-compatible servers differ in what they take).
 func NewClient(cfg Config) *s3.Client {
 	cfg = cfg.withDefaults()
-	ak, sk, tok := cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken
-	if ak == "" && sk == "" {
-		ak, sk, tok = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")
-	}
+	ak, sk, tok := cfg.Keys()
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

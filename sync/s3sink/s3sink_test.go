@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/internal/s3test"
 	"github.com/kaiten-edge/kaiten/sync/s3sink"
 	"github.com/kaiten-edge/kaiten/sync/sink"
@@ -135,7 +136,7 @@ func TestConfigErrors(t *testing.T) {
 
 func TestSample(t *testing.T) {
 	c := sinktest.Sample(t, "s3").(*s3sink.Config)
-	if c.Region != s3sink.DefaultRegion || c.Timeout.Duration != s3sink.DefaultTimeout || c.PathStyle {
+	if c.Region != awscfg.DefaultRegion || c.Timeout.Duration != s3sink.DefaultTimeout || c.PathStyle {
 		t.Fatalf("sample.yaml does not show the defaults: %+v", c)
 	}
 }
