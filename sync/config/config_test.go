@@ -113,6 +113,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		`[{name: a, stream: p, local: {}, transform: {http: {url: ""}}}]`:            "sync[0].transform.http.url:",
 		`[{name: a, stream: p, local: {}}, {name: a, stream: p, local: {}}]`:         "sync[1].name: \"a\" is listed twice",
 		`[{name: a, stream: p, local: {}, bogus: 1}]`:                                "field bogus not found",
+		`[{name: a, stream: p, s3: {bucket: b, bogus: 1}}]`:                          "sync[0].s3: line 1: field bogus not found",
+		`[{name: a, stream: p, kinesis: {stream_name: x, timeout: 5 parsecs}}]`:      "sync[0].kinesis: line 1:",
+		"- name: a\n  stream: p\n  local:\n":                                         "sync[0].destination: one of local, s3, http_endpoint or kinesis is required",
 	}
 	for src, want := range cases {
 		_, err := decode(t, src)
