@@ -119,6 +119,9 @@ func TestExampleConfigHasEveryKey(t *testing.T) {
 	samples = append(append(samples, more...), deeper...)
 	for _, s := range samples {
 		rel, _ := filepath.Rel(root, s)
+		if ok, _ := filepath.Match("sync/*/sample.yaml", filepath.ToSlash(rel)); ok {
+			continue // a destination's sample: sync/config checks it is in sync/sample.yaml
+		}
 		for p := range parsePaths(t, s) {
 			if !example[p] {
 				missing = append(missing, fmt.Sprintf("%s (%s)", p, rel))

@@ -2,14 +2,16 @@
 # Regenerates deploy/kaiten.example.yaml from the commented samples: the
 # daemon's own keys (deploy/daemon.sample.yaml), then every component's
 # sample.yaml (each folder documents its own section), in data-flow order,
-# then any other sample.yaml found. Run it after a component's sample
+# then any other sample.yaml found. A sync destination's sample
+# (sync/<destination>/sample.yaml) is already part of sync/sample.yaml,
+# which sync/config's tests check, so it is not added again. Run it after a component's sample
 # changes; deploy's tests check the result with kaiten check-config and
 # that it lists every key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=deploy/kaiten.example.yaml
 order=(gateway/kinesisapi sensors/mqtt sensors/gpio sensors/sim sync gateway/analytics dashboard firmware/sdnotify)
-mapfile -t found < <(find . -name sample.yaml -not -path './deploy/*' -not -path './.git/*' | sed 's|^\./||; s|/sample.yaml$||' | sort)
+mapfile -t found < <(find . -name sample.yaml -not -path './deploy/*' -not -path './.git/*' -not -path './sync/*/*' | sed 's|^\./||; s|/sample.yaml$||' | sort)
 samples=()
 for d in "${order[@]}"; do
   [ -f "$d/sample.yaml" ] && samples+=("$d")

@@ -1,31 +1,43 @@
-// Package config is the "sync" section of the gateway's YAML: a list of
-// delivery streams, each with its buffering, transform, compression, retry
-// and one destination. sample.yaml in sync/ documents every key with its
-// default. Build turns one entry into a delivery.Config with its sink.
+// Package config is the "sync" section of the gateway's YAML and the
+// registry of destination types. The section is a list of delivery streams
+// (Spec): name, source stream, buffering, transform, compression, retry,
+// dead-letter stream, and one destination. This package owns those keys;
+// each destination's key (local, s3, http_endpoint, kinesis) belongs to the
+// destination's package, which defines its config type, defaults,
+// Validate and sample.yaml and registers a Factory (see Register). The
+// registry imports no destination: sync/destinations imports them all for
+// their registration.
+//
+// Validate checks an entry and its destination's config without building
+// anything; Build, at start, also builds the destination (its SDK client)
+// and returns the delivery.Config. sync/sample.yaml documents every key
+// with its default.
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
-	"github.com/kaiten-edge/kaiten/sync/httpsink"
-	"github.com/kaiten-edge/kaiten/sync/kinesissink"
-	"github.com/kaiten-edge/kaiten/sync/localsink"
-	"github.com/kaiten-edge/kaiten/sync/s3sink"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 	"github.com/kaiten-edge/kaiten/sync/transform"
 )
 
 // Section is the whole "sync" section.
-type Section []DeliveryStream
+type Section []Spec
 
-// DeliveryStream is one entry of the list.
-type DeliveryStream struct {
+// Spec is one delivery stream as the sync section describes it: its
+// source, buffering, transform, encoding, retry and one destination. Build
+// turns it into the delivery.Config a delivery.Stream runs with.
+type Spec struct {
 	Name    string `yaml:"name"`
 	Stream  string `yaml:"stream"`
 	StartAt string `yaml:"start_at"` // trim_horizon (default) or latest
@@ -41,12 +53,12 @@ type DeliveryStream struct {
 		Max      gconfig.Duration `yaml:"max"`      // default 2m
 		Duration gconfig.Duration `yaml:"duration"` // default: within the source stream's retention
 	} `yaml:"retry"`
-	DeadLetter   string     `yaml:"dead_letter"` // default deadletter
-	Transform    *Transform `yaml:"transform"`
-	Local        *Local     `yaml:"local"`
-	S3           *S3        `yaml:"s3"`
-	HTTPEndpoint *HTTP      `yaml:"http_endpoint"`
-	Kinesis      *Kinesis   `yaml:"kinesis"`
+	DeadLetter string     `yaml:"dead_letter"` // default deadletter
+	Transform  *Transform `yaml:"transform"`
+	// Destination holds the entry's other keys: exactly one must be a
+	// registered destination's key (local, s3, http_endpoint, kinesis),
+	// whose value the destination's package decodes (see Destination).
+	Destination map[string]yaml.Node `yaml:",inline"`
 }
 
 // Transform is the optional transform: http or builtin, not both.
@@ -65,57 +77,19 @@ type Transform struct {
 	} `yaml:"builtin"`
 }
 
-// Local is the local directory destination.
-type Local struct {
-	Dir         string `yaml:"dir"` // default delivered (inside the data dir)
-	Prefix      string `yaml:"prefix"`
-	ErrorPrefix string `yaml:"error_prefix"`
-}
-
-// S3 is the S3-compatible destination.
-type S3 struct {
-	Bucket          string           `yaml:"bucket"`
-	Prefix          string           `yaml:"prefix"`
-	ErrorPrefix     string           `yaml:"error_prefix"`
-	Endpoint        string           `yaml:"endpoint"`
-	Region          string           `yaml:"region"`
-	PathStyle       bool             `yaml:"path_style"`
-	AccessKeyID     string           `yaml:"access_key_id"`
-	SecretAccessKey string           `yaml:"secret_access_key"`
-	Timeout         gconfig.Duration `yaml:"timeout"`
-}
-
-// HTTP is the Firehose HTTP endpoint destination.
-type HTTP struct {
-	URL              string            `yaml:"url"`
-	AccessKey        string            `yaml:"access_key"`
-	CommonAttributes map[string]string `yaml:"common_attributes"`
-	ContentEncoding  string            `yaml:"content_encoding"` // none (default) or gzip
-	Timeout          gconfig.Duration  `yaml:"timeout"`          // default 3m
-}
-
-// Kinesis is the Kinesis PutRecords destination.
-type Kinesis struct {
-	StreamName      string           `yaml:"stream_name"`
-	StreamARN       string           `yaml:"stream_arn"`
-	Endpoint        string           `yaml:"endpoint"`
-	Region          string           `yaml:"region"`
-	AccessKeyID     string           `yaml:"access_key_id"`
-	SecretAccessKey string           `yaml:"secret_access_key"`
-	Timeout         gconfig.Duration `yaml:"timeout"`
-}
-
 // Default is the delivery stream `make run` gets with no sync section:
 // the plates stream, as JSON lines, gzip, to <data dir>/delivered/ every
 // 30 s, so a new user sees files within a minute.
 func Default() Section {
-	d := DeliveryStream{Name: "plates-archive", Stream: "plates", Local: &Local{}}
+	d := Spec{Name: "plates-archive", Stream: "plates",
+		Destination: map[string]yaml.Node{"local": {Kind: yaml.MappingNode, Tag: "!!map"}}}
 	d.Buffer.Interval = &gconfig.Duration{Duration: 30 * time.Second}
 	return Section{d}
 }
 
-// Validate checks every entry without building anything; errors name the
-// key, e.g. "sync[0].s3.bucket: must not be empty".
+// Validate checks every entry without building anything (no SDK client,
+// no connection); errors name the key, e.g. "sync[0].s3.bucket: must not
+// be empty".
 func (s Section) Validate() error {
 	var errs []error
 	seen := map[string]bool{}
@@ -125,7 +99,7 @@ func (s Section) Validate() error {
 			errs = append(errs, gconfig.Errorf(key+".name", "%q is listed twice", d.Name))
 		}
 		seen[d.Name] = true
-		if _, err := d.Build("data", nil); err != nil {
+		if err := d.Validate(); err != nil {
 			errs = append(errs, prefixErrs(key, err))
 		}
 	}
@@ -144,10 +118,34 @@ func prefixErrs(key string, err error) error {
 	return fmt.Errorf("%s.%w", key, err)
 }
 
-// Build returns the delivery.Config (without logger and metrics) for an
-// entry. dataDir roots the local destination's relative dir and the
-// delivery intents. Errors name the key relative to the entry.
-func (d DeliveryStream) Build(dataDir string, base *delivery.Config) (delivery.Config, error) {
+// Validate checks the entry and its destination's config without building
+// the destination. Errors name the key relative to the entry.
+func (d Spec) Validate() error {
+	_, _, err := d.config("data", nil)
+	return err
+}
+
+// Build returns the delivery.Config (without logger and metrics unless
+// base has them) for an entry, with its destination built. dataDir roots
+// the local destination's relative dir and the delivery intents. Errors
+// name the key relative to the entry.
+func (d Spec) Build(dataDir string, base *delivery.Config) (delivery.Config, error) {
+	c, dest, err := d.config(dataDir, base)
+	if err != nil {
+		return c, err
+	}
+	key, _ := d.destinationKey()
+	s, err := dest.Build(Env{DataDir: dataDir})
+	if err != nil {
+		return c, fmt.Errorf("%s.%w", key, err)
+	}
+	c.Sink = s
+	return c, nil
+}
+
+// config checks the entry and returns its delivery.Config without a sink,
+// and its destination's decoded, valid config.
+func (d Spec) config(dataDir string, base *delivery.Config) (delivery.Config, Destination, error) {
 	var c delivery.Config
 	if base != nil {
 		c = *base
@@ -200,92 +198,83 @@ func (d DeliveryStream) Build(dataDir string, base *delivery.Config) (delivery.C
 		}
 		c.Transform = t
 	}
-	n := 0
-	for _, set := range []bool{d.Local != nil, d.S3 != nil, d.HTTPEndpoint != nil, d.Kinesis != nil} {
-		if set {
-			n++
-		}
+	dest, err := d.destination()
+	if err != nil {
+		errs = append(errs, err)
 	}
-	if n > 1 {
-		errs = append(errs, errors.New("destination: set only one of local, s3, http_endpoint, kinesis"))
-	}
-	var err error
-	switch {
-	case d.Local != nil:
-		dir := d.Local.Dir
-		if dir == "" {
-			dir = "delivered"
-		}
-		if !filepath.IsAbs(dir) {
-			dir = filepath.Join(dataDir, dir)
-		}
-		if e := sink.ValidatePrefix(d.Local.Prefix); e != nil {
-			errs = append(errs, fmt.Errorf("local.prefix: %w", e))
-		}
-		if e := sink.ValidatePrefix(d.Local.ErrorPrefix); e != nil {
-			errs = append(errs, fmt.Errorf("local.error_prefix: %w", e))
-		}
-		c.Sink = &localsink.Sink{Dir: dir, Prefix: d.Local.Prefix, ErrorPrefix: d.Local.ErrorPrefix}
-	case d.S3 != nil:
-		if d.S3.Endpoint != "" {
-			if u, e := url.Parse(d.S3.Endpoint); e != nil || u.Scheme == "" || u.Host == "" {
-				errs = append(errs, fmt.Errorf("s3.endpoint: %q: want a URL such as http://127.0.0.1:7070", d.S3.Endpoint))
-			}
-		}
-		if (d.S3.AccessKeyID == "") != (d.S3.SecretAccessKey == "") {
-			errs = append(errs, errors.New("s3.secret_access_key: set both access_key_id and secret_access_key, or neither"))
-		}
-		var s *s3sink.Sink
-		s, err = s3sink.New(s3sink.Config{Bucket: d.S3.Bucket, Prefix: d.S3.Prefix, ErrorPrefix: d.S3.ErrorPrefix,
-			Endpoint: d.S3.Endpoint, Region: d.S3.Region, PathStyle: d.S3.PathStyle,
-			AccessKeyID: d.S3.AccessKeyID, SecretAccessKey: d.S3.SecretAccessKey, Timeout: d.S3.Timeout.Duration})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("s3.%w", err))
-		} else {
-			c.Sink = s
-		}
-	case d.HTTPEndpoint != nil:
-		if u, e := url.Parse(d.HTTPEndpoint.URL); d.HTTPEndpoint.URL != "" && (e != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
-			errs = append(errs, fmt.Errorf("http_endpoint.url: %q: want an http or https URL", d.HTTPEndpoint.URL))
-		}
-		var s *httpsink.Sink
-		s, err = httpsink.New(httpsink.Config{URL: d.HTTPEndpoint.URL, AccessKey: d.HTTPEndpoint.AccessKey,
-			CommonAttributes: d.HTTPEndpoint.CommonAttributes, ContentEncoding: d.HTTPEndpoint.ContentEncoding,
-			Timeout: d.HTTPEndpoint.Timeout.Duration})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("http_endpoint.%w", err))
-		} else {
-			c.Sink = s
-		}
-	case d.Kinesis != nil:
-		var s *kinesissink.Sink
-		s, err = kinesissink.New(kinesissink.Config{StreamName: d.Kinesis.StreamName, StreamARN: d.Kinesis.StreamARN,
-			Endpoint: d.Kinesis.Endpoint, Region: d.Kinesis.Region, AccessKeyID: d.Kinesis.AccessKeyID,
-			SecretAccessKey: d.Kinesis.SecretAccessKey, Timeout: d.Kinesis.Timeout.Duration})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("kinesis.%w", err))
-		} else {
-			c.Sink = s
-		}
-	default:
-		errs = append(errs, errors.New("destination: one of local, s3, http_endpoint or kinesis is required"))
-	}
-	if c.Sink != nil {
-		if e := c.Validate(); e != nil {
-			errs = append(errs, e)
-		}
-	} else {
-		probe := c
-		probe.Sink = &localsink.Sink{}
-		if e := probe.Validate(); e != nil {
-			errs = append(errs, e)
-		}
+	// The engine's own checks (buffer hints, compression) with a stand-in
+	// for the destination, which is built only at start.
+	probe := c
+	probe.Sink = unbuilt{}
+	if e := probe.Validate(); e != nil {
+		errs = append(errs, e)
 	}
 	if d.Name != "" && validName(d.Name) {
 		c.StateDir = filepath.Join(dataDir, "sync", d.Name)
 	}
-	return c, errors.Join(errs...)
+	return c, dest, errors.Join(errs...)
 }
+
+// destinationKey returns the entry's destination key: the first, in the
+// registry's order, of the registered keys the entry sets, and how many
+// it sets. A key with no value (local:) counts as not set.
+func (d Spec) destinationKey() (string, int) {
+	var first string
+	n := 0
+	for _, f := range Destinations() {
+		node, ok := d.Destination[f.Key]
+		if !ok || node.Kind == yaml.ScalarNode && node.Tag == "!!null" {
+			continue
+		}
+		if n == 0 {
+			first = f.Key
+		}
+		n++
+	}
+	return first, n
+}
+
+// destination decodes and validates the entry's destination config.
+func (d Spec) destination() (Destination, error) {
+	var errs []error
+	keys := make([]string, 0, len(d.Destination))
+	for k := range d.Destination {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if _, ok := Lookup(k); !ok {
+			n := d.Destination[k]
+			errs = append(errs, fmt.Errorf("%s: line %d: field %s not found: want a delivery stream key or one destination of %s", k, n.Line, k, destinationKeys(",")))
+		}
+	}
+	key, n := d.destinationKey()
+	switch {
+	case n > 1:
+		errs = append(errs, fmt.Errorf("destination: set only one of %s", destinationKeys(",")))
+	case n == 0:
+		errs = append(errs, fmt.Errorf("destination: one of %s is required", destinationKeys("or")))
+		return nil, errors.Join(errs...)
+	}
+	f, _ := Lookup(key)
+	dest := f.New()
+	node := d.Destination[key]
+	if err := gconfig.Decode(key, &node, dest); err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
+	if err := dest.Validate(); err != nil {
+		errs = append(errs, prefixErrs(key, err))
+	}
+	return dest, errors.Join(errs...)
+}
+
+// unbuilt stands for a destination that is not built yet.
+type unbuilt struct{}
+
+func (unbuilt) Deliver(context.Context, *sink.Batch) error {
+	return errors.New("sync/config: destination not built")
+}
+func (unbuilt) Kind() string { return "unbuilt" }
 
 func (t *Transform) build() (transform.Transformer, error) {
 	switch {

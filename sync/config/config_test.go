@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"strings"
@@ -8,19 +8,21 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
+	"github.com/kaiten-edge/kaiten/sync/config"
+	_ "github.com/kaiten-edge/kaiten/sync/destinations"
 	"github.com/kaiten-edge/kaiten/sync/httpsink"
 	"github.com/kaiten-edge/kaiten/sync/localsink"
 	"github.com/kaiten-edge/kaiten/sync/s3sink"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
-func decode(t *testing.T, src string) (Section, error) {
+func decode(t *testing.T, src string) (config.Section, error) {
 	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
 		t.Fatal(err)
 	}
-	var s Section
+	var s config.Section
 	if err := gconfig.Decode("sync", doc.Content[0], &s); err != nil {
 		return nil, err
 	}
@@ -28,7 +30,7 @@ func decode(t *testing.T, src string) (Section, error) {
 }
 
 func TestDefault(t *testing.T) {
-	d := Default()
+	d := config.Default()
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +113,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		`[{name: a, stream: p, local: {}, transform: {http: {url: ""}}}]`:            "sync[0].transform.http.url:",
 		`[{name: a, stream: p, local: {}}, {name: a, stream: p, local: {}}]`:         "sync[1].name: \"a\" is listed twice",
 		`[{name: a, stream: p, local: {}, bogus: 1}]`:                                "field bogus not found",
+		`[{name: a, stream: p, s3: {bucket: b, bogus: 1}}]`:                          "sync[0].s3: line 1: field bogus not found",
+		`[{name: a, stream: p, kinesis: {stream_name: x, timeout: 5 parsecs}}]`:      "sync[0].kinesis: line 1:",
+		"- name: a\n  stream: p\n  local:\n":                                         "sync[0].destination: one of local, s3, http_endpoint or kinesis is required",
 	}
 	for src, want := range cases {
 		_, err := decode(t, src)

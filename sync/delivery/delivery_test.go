@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -234,13 +235,24 @@ func TestRestartRebuildsTheSameBatch(t *testing.T) {
 	more := st.add(s0, 15, time.Now())
 
 	ms2 := &memSink{}
-	run(t, st, Config{Name: "ds", Stream: "plates", Sink: ms2, BufferInterval: -1, StateDir: state, ReadLimit: 100})
+	logs := newCaptured()
+	run(t, st, Config{Name: "ds", Stream: "plates", Sink: ms2, BufferInterval: -1, StateDir: state, ReadLimit: 100,
+		Logger: slog.New(logs)})
 	itest.WaitFor(t, 5*time.Second, func() error {
 		if c, _ := st.GetCheckpoint("ds", "plates", s0); c != "1025" {
 			return fmt.Errorf("checkpoint %q", c)
 		}
 		return nil
 	})
+	// The restart says what it recovered.
+	rebuilt := logs.find("rebuilt the in-flight batch")
+	if len(rebuilt) != 1 {
+		t.Fatalf("%d log records about a rebuilt batch, want 1", len(rebuilt))
+	}
+	if r := rebuilt[0]; r["level"] != "INFO" || r["delivery_stream"] != "ds" || r["shard"] != s0 || r["first_sequence_number"] != b0.FirstSeq ||
+		r["last_sequence_number"] != b0.LastSeq || r["records"] != int64(len(b0.Records)) || r["batch"] != b0.ID {
+		t.Fatalf("rebuilt batch logged as %v, want INFO shard %s %s..%s, %d records, batch %s", r, s0, b0.FirstSeq, b0.LastSeq, len(b0.Records), b0.ID)
+	}
 	got := ms2.delivered()
 	if got[0].ID != b0.ID || got[0].FirstSeq != b0.FirstSeq || got[0].LastSeq != b0.LastSeq {
 		t.Fatalf("after restart the first batch is %s..%s (%s), want %s..%s (%s)", got[0].FirstSeq, got[0].LastSeq, got[0].ID, b0.FirstSeq, b0.LastSeq, b0.ID)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -258,7 +260,7 @@ func uniqueRecords(batches []sink.Batch) map[string][]string {
 	return out
 }
 
-func run(t *testing.T, st Store, cfg Config) (*DeliveryStream, context.CancelFunc) {
+func run(t *testing.T, st Store, cfg Config) (*Stream, context.CancelFunc) {
 	t.Helper()
 	d, err := New(st, cfg)
 	if err != nil {
@@ -281,4 +283,48 @@ func recordOf(seq int, data []byte) stream.Record {
 func (f *fakeStore) RenewLease(l stream.Lease, ttl time.Duration) (stream.Lease, error) {
 	l.Expires = time.Now().Add(ttl)
 	return l, nil
+}
+
+// captured is a slog.Handler that keeps every record, with its logger's
+// attributes, as a map of key to value (plus "level" and "msg").
+type captured struct {
+	mu    *sync.Mutex
+	recs  *[]map[string]any
+	attrs []slog.Attr
+}
+
+func newCaptured() captured { return captured{mu: &sync.Mutex{}, recs: new([]map[string]any)} }
+
+func (c captured) Enabled(context.Context, slog.Level) bool { return true }
+
+func (c captured) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]any{"level": r.Level.String(), "msg": r.Message}
+	for _, a := range c.attrs {
+		m[a.Key] = a.Value.Any()
+	}
+	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.Any(); return true })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*c.recs = append(*c.recs, m)
+	return nil
+}
+
+func (c captured) WithAttrs(as []slog.Attr) slog.Handler {
+	c.attrs = append(slices.Clip(c.attrs), as...)
+	return c
+}
+
+func (c captured) WithGroup(string) slog.Handler { return c }
+
+// find returns the records whose message starts with msg.
+func (c captured) find(msg string) []map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []map[string]any
+	for _, r := range *c.recs {
+		if strings.HasPrefix(r["msg"].(string), msg) {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -17,34 +17,70 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	_ "embed" // sample.yaml
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
+	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
+	"github.com/kaiten-edge/kaiten/sync/config"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
-// Config configures the destination.
+// DefaultTimeout is Firehose's default request timeout.
+const DefaultTimeout = 3 * time.Minute
+
+// Config configures the destination: the value of a sync entry's
+// http_endpoint key (see sample.yaml). Zero values mean the defaults.
 type Config struct {
 	// URL is the endpoint (https in production). Required.
-	URL string
+	URL string `yaml:"url"`
 	// AccessKey is sent as X-Amz-Firehose-Access-Key; empty sends none.
-	AccessKey string
+	AccessKey string `yaml:"access_key"`
 	// CommonAttributes are sent as X-Amz-Firehose-Common-Attributes.
-	CommonAttributes map[string]string
-	// ContentEncoding is "gzip" or "" (none, the default).
-	ContentEncoding string
+	CommonAttributes map[string]string `yaml:"common_attributes"`
+	// ContentEncoding is "gzip" or "none" ("", the default).
+	ContentEncoding string `yaml:"content_encoding"`
 	// SourceARN is sent as X-Amz-Firehose-Source-Arn. Default
-	// arn:aws:firehose:us-east-1:000000000000:deliverystream/<name>.
-	SourceARN string
+	// arn:aws:firehose:us-east-1:000000000000:deliverystream/<name>. Not a
+	// YAML key.
+	SourceARN string `yaml:"-"`
 	// Timeout bounds one request, answer included. Default 3 minutes
 	// (Firehose's default).
-	Timeout time.Duration
-	// Client, optional, makes the requests.
-	Client *http.Client
+	Timeout gconfig.Duration `yaml:"timeout"`
+	// Client, optional, makes the requests. Not a YAML key.
+	Client *http.Client `yaml:"-"`
+}
+
+// Validate checks the config without building a client; errors name the
+// key, e.g. "url: must not be empty".
+func (c *Config) Validate() error {
+	var errs []error
+	if c.URL == "" {
+		errs = append(errs, errors.New("url: must not be empty"))
+	} else if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("url: %q: want an http or https URL", c.URL))
+	}
+	switch c.ContentEncoding {
+	case "", "none", "gzip":
+	default:
+		errs = append(errs, fmt.Errorf("content_encoding: %q: want none or gzip", c.ContentEncoding))
+	}
+	return errors.Join(errs...)
+}
+
+// Build implements config.Destination.
+func (c *Config) Build(config.Env) (sink.Sink, error) { return New(*c) }
+
+//go:embed sample.yaml
+var sample []byte
+
+func init() {
+	config.Register(config.Factory{Key: "http_endpoint", Order: 30, Sample: sample, New: func() config.Destination { return new(Config) }})
 }
 
 // Sink is the HTTP endpoint destination; safe for concurrent use.
@@ -56,22 +92,18 @@ type Sink struct {
 
 // New checks cfg and returns the sink.
 func New(cfg Config) (*Sink, error) {
-	if cfg.URL == "" {
-		return nil, errors.New("url: must not be empty")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	switch cfg.ContentEncoding {
-	case "", "none":
+	if cfg.ContentEncoding == "none" {
 		cfg.ContentEncoding = ""
-	case "gzip":
-	default:
-		return nil, fmt.Errorf("content_encoding: %q: want none or gzip", cfg.ContentEncoding)
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 3 * time.Minute
+	if cfg.Timeout.Duration <= 0 {
+		cfg.Timeout.Duration = DefaultTimeout
 	}
 	c := cfg.Client
 	if c == nil {
-		c = &http.Client{Timeout: cfg.Timeout}
+		c = &http.Client{Timeout: cfg.Timeout.Duration}
 	}
 	return &Sink{cfg: cfg, client: c, now: time.Now}, nil
 }
@@ -126,7 +158,7 @@ func (s *Sink) Deliver(ctx context.Context, b *sink.Batch) error {
 		}
 		raw = buf.Bytes()
 	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout.Duration)
 	defer cancel()
 	req, err := http.NewRequestWithContext(cctx, http.MethodPost, s.cfg.URL, bytes.NewReader(raw))
 	if err != nil {

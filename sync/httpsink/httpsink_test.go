@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/sync/httpsink"
 	"github.com/kaiten-edge/kaiten/sync/internal/firehosetest"
 	"github.com/kaiten-edge/kaiten/sync/sink"
+	"github.com/kaiten-edge/kaiten/sync/sink/sinktest"
 )
 
 func batch(n int) *sink.Batch {
@@ -54,7 +56,7 @@ func TestAnswers(t *testing.T) {
 	}
 	srv := firehosetest.New()
 	defer srv.Close()
-	s, err := httpsink.New(httpsink.Config{URL: srv.URL, Timeout: 2 * time.Second})
+	s, err := httpsink.New(httpsink.Config{URL: srv.URL, Timeout: gconfig.Duration{Duration: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,5 +106,12 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := httpsink.New(httpsink.Config{URL: "http://x", ContentEncoding: "br"}); err == nil {
 		t.Fatal("unknown encoding accepted")
+	}
+}
+
+func TestSample(t *testing.T) {
+	c := sinktest.Sample(t, "http_endpoint").(*httpsink.Config)
+	if c.Timeout.Duration != httpsink.DefaultTimeout || c.ContentEncoding != "none" || c.AccessKey != "" {
+		t.Fatalf("sample.yaml does not show the defaults: %+v", c)
 	}
 }

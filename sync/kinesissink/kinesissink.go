@@ -14,10 +14,10 @@ package kinesissink
 
 import (
 	"context"
+	_ "embed" // sample.yaml
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 	"unicode/utf8"
 
@@ -26,6 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/kaiten-edge/kaiten/sync/config"
+	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
@@ -37,25 +39,39 @@ const (
 	maxKeyChars     = 256
 )
 
-// Config configures the destination.
+// DefaultTimeout bounds one request when the config sets no timeout.
+const DefaultTimeout = time.Minute
+
+// Config configures the destination: the value of a sync entry's kinesis
+// key (see sample.yaml). Zero values mean the defaults.
 type Config struct {
 	// StreamName or StreamARN names the upstream stream; one is required.
-	StreamName string
-	StreamARN  string
-	// Endpoint is the Kinesis endpoint URL (another Kaiten:
-	// http://hub:8080); empty means AWS.
-	Endpoint string
-	// Region for SigV4. Default us-east-1.
-	Region string
-	// AccessKeyID and SecretAccessKey sign requests; empty means the
-	// environment's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and, when
-	// those are empty too, placeholder keys that an unauthenticated Kaiten
-	// accepts).
-	AccessKeyID     string
-	SecretAccessKey string
-	SessionToken    string
-	// Timeout bounds one request. Default 1 minute.
-	Timeout time.Duration
+	StreamName string `yaml:"stream_name"`
+	StreamARN  string `yaml:"stream_arn"`
+	// Access holds endpoint (another Kaiten: http://hub:8080; empty: AWS),
+	// region, access_key_id, secret_access_key (empty, with none in the
+	// environment either: placeholder keys that an unauthenticated Kaiten
+	// accepts) and timeout (default 1 minute).
+	awscfg.Access `yaml:",inline"`
+}
+
+// Validate checks the config without building a client; errors name the
+// key.
+func (c *Config) Validate() error {
+	if c.StreamName == "" && c.StreamARN == "" {
+		return errors.New("stream_name: one of stream_name or stream_arn is required")
+	}
+	return nil
+}
+
+// Build implements config.Destination: it makes the Kinesis client.
+func (c *Config) Build(config.Env) (sink.Sink, error) { return New(*c) }
+
+//go:embed sample.yaml
+var sample []byte
+
+func init() {
+	config.Register(config.Factory{Key: "kinesis", Order: 40, Sample: sample, New: func() config.Destination { return new(Config) }})
 }
 
 // API is the part of the Kinesis client the sink calls.
@@ -72,26 +88,18 @@ type Sink struct {
 // New checks cfg and builds the client (SDK retries off: the delivery
 // stream retries, and only the failed records).
 func New(cfg Config) (*Sink, error) {
-	if cfg.StreamName == "" && cfg.StreamARN == "" {
-		return nil, errors.New("stream_name: one of stream_name or stream_arn is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = time.Minute
-	}
-	ak, sk, tok := cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken
-	if ak == "" && sk == "" {
-		ak, sk, tok = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")
-	}
+	cfg.Access = cfg.Access.WithDefaults(DefaultTimeout)
+	ak, sk, tok := cfg.Keys()
 	if ak == "" && sk == "" {
 		ak, sk = "kaiten", "kaiten"
 	}
 	opts := kinesis.Options{
 		Region:      cfg.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, tok),
-		HTTPClient:  &http.Client{Timeout: cfg.Timeout},
+		HTTPClient:  &http.Client{Timeout: cfg.Timeout.Duration},
 		Retryer:     aws.NopRetryer{},
 	}
 	if cfg.Endpoint != "" {

@@ -16,8 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kaiten-edge/kaiten/internal/testutil"
+	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/kinesissink"
 	"github.com/kaiten-edge/kaiten/sync/sink"
+	"github.com/kaiten-edge/kaiten/sync/sink/sinktest"
 )
 
 // startHub runs a second kaiten as the upstream, with a per-shard write
@@ -79,7 +81,7 @@ func TestPartialFailuresRetryOnlyTheFailed(t *testing.T) {
 		t.Skip("starts the kaiten daemon: make test runs it")
 	}
 	hub := startHub(t)
-	s, err := kinesissink.New(kinesissink.Config{StreamName: "hub", Endpoint: "http://" + hub.HTTPAddr})
+	s, err := kinesissink.New(kinesissink.Config{StreamName: "hub", Access: awscfg.Access{Endpoint: "http://" + hub.HTTPAddr}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,5 +136,12 @@ func TestPartialFailuresRetryOnlyTheFailed(t *testing.T) {
 func TestConfig(t *testing.T) {
 	if _, err := kinesissink.New(kinesissink.Config{}); err == nil {
 		t.Fatal("no stream accepted")
+	}
+}
+
+func TestSample(t *testing.T) {
+	c := sinktest.Sample(t, "kinesis").(*kinesissink.Config)
+	if c.Region != awscfg.DefaultRegion || c.Timeout.Duration != kinesissink.DefaultTimeout || c.Endpoint != "" {
+		t.Fatalf("sample.yaml does not show the defaults: %+v", c)
 	}
 }

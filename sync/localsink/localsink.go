@@ -6,6 +6,7 @@ package localsink
 
 import (
 	"context"
+	_ "embed" // sample.yaml
 	"errors"
 	"fmt"
 	"os"
@@ -14,8 +15,62 @@ import (
 	"time"
 
 	"github.com/kaiten-edge/kaiten/internal/atomicfile"
+	"github.com/kaiten-edge/kaiten/sync/config"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
+
+// DefaultDir is the directory, relative to the data directory, when the
+// config names none.
+const DefaultDir = "delivered"
+
+// Config configures the destination: the value of a sync entry's local key
+// (see sample.yaml). Zero values mean the defaults.
+type Config struct {
+	// Dir is the root directory; relative to the data directory. Default
+	// "delivered".
+	Dir string `yaml:"dir"`
+	// Prefix is the key prefix, with Firehose's !{timestamp:…} expressions.
+	Prefix string `yaml:"prefix"`
+	// ErrorPrefix is the error output's prefix; default
+	// "<error-output-type>/".
+	ErrorPrefix string `yaml:"error_prefix"`
+}
+
+// Validate checks the config without touching the disk; errors name the
+// key.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := sink.ValidatePrefix(c.Prefix); err != nil {
+		errs = append(errs, fmt.Errorf("prefix: %w", err))
+	}
+	if err := sink.ValidatePrefix(c.ErrorPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("error_prefix: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Build implements config.Destination: a relative Dir is read from
+// env.DataDir. Nothing is created before the first batch.
+func (c *Config) Build(env config.Env) (sink.Sink, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	dir := c.Dir
+	if dir == "" {
+		dir = DefaultDir
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(env.DataDir, dir)
+	}
+	return &Sink{Dir: dir, Prefix: c.Prefix, ErrorPrefix: c.ErrorPrefix}, nil
+}
+
+//go:embed sample.yaml
+var sample []byte
+
+func init() {
+	config.Register(config.Factory{Key: "local", Order: 10, Sample: sample, New: func() config.Destination { return new(Config) }})
+}
 
 // Sink writes each batch as one file under Dir. A file appears whole or
 // not at all (written to a temporary name, synced, renamed), and a retried

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/sync/config"
 	"github.com/kaiten-edge/kaiten/sync/sink"
+	"github.com/kaiten-edge/kaiten/sync/sink/sinktest"
 )
 
 func TestWritesLikeS3Keys(t *testing.T) {
@@ -68,5 +70,16 @@ func TestUnwritableDirectoryIsTransient(t *testing.T) {
 	err := s.Deliver(context.Background(), b)
 	if err == nil || errors.Is(err, sink.ErrPermanent) {
 		t.Fatalf("blocked dir: %v, want a transient error", err)
+	}
+}
+
+func TestSample(t *testing.T) {
+	c := sinktest.Sample(t, "local").(*Config)
+	if c.Dir != DefaultDir || c.Prefix != "" || c.ErrorPrefix != "" {
+		t.Fatalf("sample.yaml does not show the defaults: %+v", c)
+	}
+	s, err := c.Build(config.Env{DataDir: "/data"})
+	if err != nil || s.(*Sink).Dir != "/data/delivered" {
+		t.Fatalf("built %+v, %v", s, err)
 	}
 }

@@ -8,11 +8,12 @@ package s3sink
 import (
 	"bytes"
 	"context"
+	_ "embed" // sample.yaml
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
+	"net/url"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,34 +22,71 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/kaiten-edge/kaiten/sync/config"
+	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
-// Config configures the destination. Zero values mean the defaults.
+// DefaultTimeout bounds one request when the config sets no timeout.
+const DefaultTimeout = 2 * time.Minute
+
+// Config configures the destination: the value of a sync entry's s3 key
+// (see sample.yaml). Zero values mean the defaults.
 type Config struct {
 	// Bucket is required.
-	Bucket string
+	Bucket string `yaml:"bucket"`
 	// Prefix is the key prefix, with Firehose's !{timestamp:…} expressions;
 	// without one, YYYY/MM/DD/HH/ (UTC) is appended.
-	Prefix string
+	Prefix string `yaml:"prefix"`
 	// ErrorPrefix is the error output's prefix; default
 	// "<error-output-type>/".
-	ErrorPrefix string
-	// Endpoint is the S3 endpoint URL, e.g. http://127.0.0.1:7070; empty
-	// means AWS.
-	Endpoint string
-	// Region for SigV4. Default us-east-1.
-	Region string
+	ErrorPrefix string `yaml:"error_prefix"`
 	// PathStyle addresses buckets as endpoint/bucket/key instead of
 	// bucket.endpoint/key (most S3-compatible servers want it).
-	PathStyle bool
-	// AccessKeyID and SecretAccessKey sign requests (SigV4); empty means
-	// the environment's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
-	AccessKeyID     string
-	SecretAccessKey string
-	SessionToken    string
-	// Timeout bounds one request. Default 2 minutes.
-	Timeout time.Duration
+	PathStyle bool `yaml:"path_style"`
+	// Access holds endpoint (empty: AWS), region, access_key_id,
+	// secret_access_key and timeout (default 2 minutes).
+	awscfg.Access `yaml:",inline"`
+}
+
+// Validate checks the config without building a client; errors name the
+// key, e.g. "bucket: must not be empty".
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Bucket == "" {
+		errs = append(errs, errors.New("bucket: must not be empty"))
+	}
+	if err := sink.ValidatePrefix(c.Prefix); err != nil {
+		errs = append(errs, fmt.Errorf("prefix: %w", err))
+	}
+	if err := sink.ValidatePrefix(c.ErrorPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("error_prefix: %w", err))
+	}
+	if c.Endpoint != "" {
+		if u, err := url.Parse(c.Endpoint); err != nil || u.Scheme == "" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("endpoint: %q: want a URL such as http://127.0.0.1:7070", c.Endpoint))
+		}
+	}
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		errs = append(errs, errors.New("secret_access_key: set both access_key_id and secret_access_key, or neither"))
+	}
+	return errors.Join(errs...)
+}
+
+// Build implements config.Destination: it makes the S3 client.
+func (c *Config) Build(config.Env) (sink.Sink, error) { return New(*c) }
+
+// withDefaults fills in the defaults of zero values.
+func (c Config) withDefaults() Config {
+	c.Access = c.Access.WithDefaults(DefaultTimeout)
+	return c
+}
+
+//go:embed sample.yaml
+var sample []byte
+
+func init() {
+	config.Register(config.Factory{Key: "s3", Order: 20, Sample: sample, New: func() config.Destination { return new(Config) }})
 }
 
 // API is the part of the S3 client the sink calls.
@@ -63,24 +101,13 @@ type Sink struct {
 	now    func() time.Time
 }
 
-// New builds the S3 client. The SDK's own retries are off: the delivery
-// stream retries with its backoff and the batch's stable key.
+// New checks cfg and builds the S3 client. The SDK's own retries are off:
+// the delivery stream retries with its backoff and the batch's stable key.
 func New(cfg Config) (*Sink, error) {
-	if cfg.Bucket == "" {
-		return nil, errors.New("bucket: must not be empty")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if err := sink.ValidatePrefix(cfg.Prefix); err != nil {
-		return nil, fmt.Errorf("prefix: %w", err)
-	}
-	if err := sink.ValidatePrefix(cfg.ErrorPrefix); err != nil {
-		return nil, fmt.Errorf("error_prefix: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 2 * time.Minute
-	}
+	cfg = cfg.withDefaults()
 	return &Sink{cfg: cfg, client: NewClient(cfg), now: time.Now}, nil
 }
 
@@ -93,18 +120,8 @@ func NewWithClient(cfg Config, client API) *Sink {
 // endpoint and addressing style, no SDK retries, checksums only where the
 // operation requires them (S3-compatible servers differ in what they take).
 func NewClient(cfg Config) *s3.Client {
-	ak, sk, tok := cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken
-	if ak == "" && sk == "" {
-		ak, sk, tok = os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")
-	}
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 2 * time.Minute
-	}
-	region := cfg.Region
-	if region == "" {
-		region = "us-east-1"
-	}
+	cfg = cfg.withDefaults()
+	ak, sk, tok := cfg.Keys()
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -112,10 +129,10 @@ func NewClient(cfg Config) *s3.Client {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	opts := s3.Options{
-		Region:                     region,
+		Region:                     cfg.Region,
 		Credentials:                credentials.NewStaticCredentialsProvider(ak, sk, tok),
 		UsePathStyle:               cfg.PathStyle,
-		HTTPClient:                 &http.Client{Transport: tr, Timeout: timeout},
+		HTTPClient:                 &http.Client{Transport: tr, Timeout: cfg.Timeout.Duration},
 		Retryer:                    aws.NopRetryer{},
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/internal/s3test"
 	"github.com/kaiten-edge/kaiten/sync/s3sink"
 	"github.com/kaiten-edge/kaiten/sync/sink"
+	"github.com/kaiten-edge/kaiten/sync/sink/sinktest"
 )
 
 func batch(recs ...string) *sink.Batch {
@@ -135,5 +137,12 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := s3sink.New(s3sink.Config{Bucket: "b", Prefix: "!{nope}"}); err == nil || !strings.HasPrefix(err.Error(), "prefix:") {
 		t.Fatalf("bad prefix: %v", err)
+	}
+}
+
+func TestSample(t *testing.T) {
+	c := sinktest.Sample(t, "s3").(*s3sink.Config)
+	if c.Region != awscfg.DefaultRegion || c.Timeout.Duration != s3sink.DefaultTimeout || c.PathStyle {
+		t.Fatalf("sample.yaml does not show the defaults: %+v", c)
 	}
 }

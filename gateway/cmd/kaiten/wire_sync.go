@@ -14,6 +14,7 @@ import (
 	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	syncconfig "github.com/kaiten-edge/kaiten/sync/config"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
+	_ "github.com/kaiten-edge/kaiten/sync/destinations" // registers s3, http_endpoint, kinesis, local
 	"github.com/kaiten-edge/kaiten/sync/localsink"
 )
 
@@ -58,7 +59,7 @@ func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync: metrics: %w", err)
 	}
-	var streams []*delivery.DeliveryStream
+	var streams []*delivery.Stream
 	var cfgs []delivery.Config
 	for i, d := range syncSection {
 		cfg, err := d.Build(env.DataDir, &delivery.Config{Logger: env.Logger.With("component", "sync"), Metrics: metrics})

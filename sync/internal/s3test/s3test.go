@@ -20,7 +20,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
+	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/s3sink"
 )
 
@@ -63,8 +65,8 @@ func Start(t testing.TB) *Server {
 
 // Config is an s3sink.Config for bucket on this server.
 func (s *Server) Config(bucket string) s3sink.Config {
-	return s3sink.Config{Bucket: bucket, Endpoint: s.Endpoint, PathStyle: true, Region: "us-east-1",
-		AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey, Timeout: 30 * time.Second}
+	return s3sink.Config{Bucket: bucket, PathStyle: true, Access: awscfg.Access{Endpoint: s.Endpoint, Region: "us-east-1",
+		AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey, Timeout: gconfig.Duration{Duration: 30 * time.Second}}}
 }
 
 func (s *Server) start() {

@@ -19,11 +19,11 @@ type intent struct {
 	Last  string `json:"last"`
 }
 
-func (d *DeliveryStream) intentPath(shardID string) string {
+func (d *Stream) intentPath(shardID string) string {
 	return filepath.Join(d.cfg.StateDir, shardID+".intent")
 }
 
-func (d *DeliveryStream) saveIntent(shardID string, in intent) error {
+func (d *Stream) saveIntent(shardID string, in intent) error {
 	if d.cfg.StateDir == "" {
 		return nil
 	}
@@ -38,7 +38,7 @@ func (d *DeliveryStream) saveIntent(shardID string, in intent) error {
 	return nil
 }
 
-func (d *DeliveryStream) loadIntent(shardID string) *intent {
+func (d *Stream) loadIntent(shardID string) *intent {
 	if d.cfg.StateDir == "" {
 		return nil
 	}
