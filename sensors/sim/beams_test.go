@@ -12,6 +12,7 @@ import (
 	pgpio "periph.io/x/conn/v3/gpio"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sensors/gpio"
 )
@@ -52,14 +53,14 @@ func TestBeams(t *testing.T) {
 	b.Break("9") // no such lane: ignored
 	b.Break("x")
 	testutil.WaitFor(t, 5*time.Second, func() error {
-		if n := len(testutil.ReadStream(t, st, stream.NameGPIO)); n != 1 {
+		if n := len(streamtest.ReadStream(t, st, stream.NameGPIO)); n != 1 {
 			return fmt.Errorf("%d events", n)
 		}
 		return nil
 	})
 	b.Break("2")
 	testutil.WaitFor(t, 5*time.Second, func() error {
-		es := testutil.ReadStream(t, st, stream.NameGPIO)
+		es := streamtest.ReadStream(t, st, stream.NameGPIO)
 		if len(es) != 2 {
 			return fmt.Errorf("%d events", len(es))
 		}

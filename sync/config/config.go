@@ -26,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
+	"github.com/kaiten-edge/kaiten/gateway/stream"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 	"github.com/kaiten-edge/kaiten/sync/transform"
@@ -81,7 +82,7 @@ type Transform struct {
 // the plates stream, as JSON lines, gzip, to <data dir>/delivered/ every
 // 30 s, so a new user sees files within a minute.
 func Default() Section {
-	d := Spec{Name: "plates-archive", Stream: "plates",
+	d := Spec{Name: "plates-archive", Stream: stream.NamePlates,
 		Destination: map[string]yaml.Node{"local": {Kind: yaml.MappingNode, Tag: "!!map"}}}
 	d.Buffer.Interval = &gconfig.Duration{Duration: 30 * time.Second}
 	return Section{d}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/gateway/stream"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 	"github.com/kaiten-edge/kaiten/sync/transform"
 )
@@ -23,7 +24,7 @@ const (
 	DefaultBufferInterval = 300 * time.Second
 	DefaultRetryInitial   = time.Second
 	DefaultRetryMax       = 2 * time.Minute
-	DefaultDeadLetter     = "deadletter"
+	DefaultDeadLetter     = stream.NameDeadLetter
 	DefaultReadLimit      = 5000
 )
 

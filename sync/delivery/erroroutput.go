@@ -2,8 +2,6 @@ package delivery
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -74,28 +72,14 @@ func (d *Stream) errorOutput(ctx context.Context, shardID, id string, t time.Tim
 	return nil
 }
 
-// deadLetterRecord is the team's dead-letter JSON, plus the record's origin.
-type deadLetterRecord struct {
-	Source         string `json:"source"`
-	Topic          string `json:"topic"`
-	Reason         string `json:"reason"`
-	DataB64        string `json:"data_b64"`
-	TS             string `json:"ts"`
-	Stream         string `json:"stream"`
-	ShardID        string `json:"shard_id"`
-	SequenceNumber string `json:"sequence_number"`
-	PartitionKey   string `json:"partition_key"`
-}
-
 func (d *Stream) deadLetter(ctx context.Context, eb *sink.ErrorBatch) error {
 	var entries []stream.Entry
 	for _, f := range eb.Records {
-		raw, _ := json.Marshal(deadLetterRecord{
+		entries = append(entries, stream.DeadLetter{
 			Source: "sync", Topic: d.cfg.Name, Reason: f.Code + ": " + f.Message,
-			DataB64: base64.StdEncoding.EncodeToString(f.Data), TS: d.cfg.Clock.Now().UTC().Format(time.RFC3339Nano),
-			Stream: eb.Stream, ShardID: eb.ShardID, SequenceNumber: f.SequenceNumber, PartitionKey: f.PartitionKey,
-		})
-		entries = append(entries, stream.Entry{PartitionKey: "sync", Data: raw})
+			Data: f.Data, TS: d.cfg.Clock.Now().UTC().Format(time.RFC3339Nano),
+			Origin: &stream.DeadLetterOrigin{Stream: eb.Stream, ShardID: eb.ShardID, SequenceNumber: f.SequenceNumber, PartitionKey: f.PartitionKey},
+		}.Entry())
 	}
 	step := d.cfg.RetryInitial
 	for len(entries) > 0 {

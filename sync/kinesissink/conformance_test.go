@@ -7,7 +7,7 @@ import (
 
 	"github.com/kaiten-edge/kaiten/gateway/kinesisapi"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
-	"github.com/kaiten-edge/kaiten/internal/testutil"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/sync/internal/awscfg"
 	"github.com/kaiten-edge/kaiten/sync/kinesissink"
 	"github.com/kaiten-edge/kaiten/sync/sink/sinktest"
@@ -51,7 +51,7 @@ func TestConformance(t *testing.T) {
 				Sink: s,
 				Held: func(t testing.TB) []sinktest.Held {
 					h := sinktest.Held{}
-					for _, r := range testutil.ReadStream(t, up, "hub") {
+					for _, r := range streamtest.ReadStream(t, up, "hub") {
 						h.Records = append(h.Records, string(r.Data))
 					}
 					return []sinktest.Held{h}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
 	"github.com/kaiten-edge/kaiten/sync/sink"
@@ -315,7 +316,7 @@ func permanent(t *testing.T, d Destination) {
 			got = append(got, f.Data)
 		}
 	} else {
-		for _, rec := range testutil.ReadStream(t, r.store, deadLetter) {
+		for _, rec := range streamtest.ReadStream(t, r.store, deadLetter) {
 			got = append(got, deadLetterData(t, rec.Data))
 		}
 	}
