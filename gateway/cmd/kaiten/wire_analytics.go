@@ -53,7 +53,7 @@ func init() {
 				_ = m.Stop(context.Background())
 				return nil, err
 			}
-			m.Register(env.Mux, cfg.Token)
+			m.Register(env.Mux, cfg.Token, cfg.AllowUnauthenticatedRemote)
 			env.Status.Set("analytics", m.BoardStatus)
 			return m.Stop, nil
 		},

@@ -61,6 +61,13 @@ func init() {
 			if check.Routes != nil { // do not fill defaults into the shared slice
 				check.Routes = append(make([]mqtt.Route, 0, len(check.Routes)), check.Routes...)
 			}
+			// Flags were parsed first: check-config judges what run would start.
+			if ingest.flagBroker != "" {
+				check.Broker = ingest.flagBroker
+			}
+			if ingest.flagAddr != "" {
+				check.Embedded.Addr = ingest.flagAddr
+			}
 			return check.Normalize("check")
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
