@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kaiten-edge/kaiten/gateway/access"
 	"github.com/kaiten-edge/kaiten/gateway/status"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
@@ -172,10 +173,16 @@ func Run(ctx context.Context, cfg *Config, comps []Component, logger *slog.Logge
 	})
 	board.Set("store", func() any { return st.Stats() })
 	if cfg.HTTP.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		// The profiler administers (a profile or trace costs CPU for as long
+		// as the client asks) and has no credentials: loopback only.
+		const why = "the profiler answers only on this board: use ssh -L 8080:127.0.0.1:8080"
+		for _, p := range []struct {
+			path string
+			h    http.HandlerFunc
+		}{{"/debug/pprof/", pprof.Index}, {"/debug/pprof/profile", pprof.Profile},
+			{"/debug/pprof/symbol", pprof.Symbol}, {"/debug/pprof/trace", pprof.Trace}} {
+			mux.Handle("GET "+p.path, access.LoopbackOnly(p.h, why))
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
