@@ -44,6 +44,16 @@ type Env struct {
 	StoreID string
 }
 
+// StreamRef is a stream a component reads or writes, with the config key
+// that names it (e.g. "analytics.queries[0].output").
+type StreamRef struct {
+	Key    string
+	Stream string
+	// Default marks a stream the key names by default (the key is not in
+	// the config), so the error can say where it came from.
+	Default bool
+}
+
 // StopFunc stops a component; it should finish in-flight work before ctx ends.
 type StopFunc func(ctx context.Context) error
 
@@ -61,6 +71,15 @@ type Component struct {
 	// absent (use defaults). Decode must validate and return errors that
 	// name the key, e.g. `mqtt.routes[0].topic: must not be empty`.
 	Decode func(node *yaml.Node) error
+	// Streams, if set, runs once every section is decoded, with the names
+	// the streams section declares (the demo streams when it is absent),
+	// and returns the streams the component will read or write, each with
+	// the config key that names it. Load refuses a reference to a stream
+	// that is not declared, so check-config catches what run would trip
+	// on. A demo default (a section left out of the config) whose streams
+	// are not all declared stands down here instead of running against
+	// streams that will not exist; the component says so when it starts.
+	Streams func(declared map[string]bool) []StreamRef
 	// Start starts the component. It must not block; long-running work goes
 	// into goroutines that end when ctx ends or stop is called.
 	Start func(ctx context.Context, env *Env) (StopFunc, error)

@@ -181,7 +181,37 @@ func Load(path string, comps []Component) (*Config, error) {
 			}
 		}
 	}
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.CheckStreamRefs(comps)
+}
+
+// CheckStreamRefs checks, in one place, that every stream a component
+// refers to (query sources and outputs, delivery sources, dead-letter
+// streams, MQTT routes) is declared in streams. Errors name the key.
+func (c *Config) CheckStreamRefs(comps []Component) error {
+	declared := map[string]bool{}
+	for _, s := range c.Streams {
+		declared[s.Name] = true
+	}
+	var errs []error
+	for _, comp := range comps {
+		if comp.Streams == nil {
+			continue
+		}
+		for _, r := range comp.Streams(declared) {
+			if declared[r.Stream] {
+				continue
+			}
+			from := ""
+			if r.Default {
+				from = " (the default)"
+			}
+			errs = append(errs, config.Errorf(r.Key, "stream %q%s is not in streams: add it there (streams are created at start) or name a listed one", r.Stream, from))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ApplyFlags lets command-line flags override the file.

@@ -21,6 +21,7 @@ func init() {
 		Name:  "dashboard",
 		Order: 50, // after sources and deliveries, so their status is on the board
 		Decode: func(node *yaml.Node) error {
+			cfg = dashboard.Config{}
 			if err := config.Decode("dashboard", node, &cfg); err != nil {
 				return err
 			}

@@ -54,6 +54,7 @@ func init() {
 			fs.BoolVar(&ingest.noSim, "no-sim", false, "do not run the conveyor-belt simulator")
 		},
 		Decode: func(node *yaml.Node) error {
+			ingest.mqtt = mqtt.Config{} // a second Load (tests, firstboot) starts afresh
 			if err := config.Decode("mqtt", node, &ingest.mqtt); err != nil {
 				return err
 			}
@@ -69,6 +70,21 @@ func init() {
 				check.Embedded.Addr = ingest.flagAddr
 			}
 			return check.Normalize("check")
+		},
+		Streams: func(map[string]bool) []app.StreamRef {
+			routes, def := ingest.mqtt.Routes, ingest.mqtt.Routes == nil
+			if def {
+				routes = mqtt.DefaultRoutes()
+			}
+			dl := ingest.mqtt.DeadLetterStream
+			refs := []app.StreamRef{{Key: "mqtt.deadletter_stream", Stream: dl}}
+			if dl == "" {
+				refs[0] = app.StreamRef{Key: "mqtt.deadletter_stream", Stream: mqtt.DefaultDeadLetterStream, Default: true}
+			}
+			for i, r := range routes {
+				refs = append(refs, app.StreamRef{Key: fmt.Sprintf("mqtt.routes[%d].stream", i), Stream: r.Stream, Default: def})
+			}
+			return refs
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			cfg := ingest.mqtt
@@ -102,10 +118,17 @@ func init() {
 		Name:  "gpio",
 		Order: 10,
 		Decode: func(node *yaml.Node) error {
+			ingest.gpio = gpio.Config{}
 			if err := config.Decode("gpio", node, &ingest.gpio); err != nil {
 				return err
 			}
 			return ingest.gpio.Normalize()
+		},
+		Streams: func(map[string]bool) []app.StreamRef {
+			if len(ingest.gpio.Pins) == 0 {
+				return nil
+			}
+			return []app.StreamRef{{Key: "gpio.stream", Stream: ingest.gpio.Stream}}
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			if len(ingest.gpio.Pins) == 0 {
@@ -122,15 +145,29 @@ func init() {
 			}, nil
 		},
 	})
+	// The simulated beams are a demo default when sim.gpio is not set and
+	// no real pins are: they stand down when the gpio stream is not declared.
+	var beamsIdle bool
 	app.Register(app.Component{
 		Name:  "sim",
 		Order: 20,
 		Decode: func(node *yaml.Node) error {
+			ingest.sim, beamsIdle = sim.Config{}, false
 			if err := config.Decode("sim", node, &ingest.sim); err != nil {
 				return err
 			}
 			check := ingest.sim
 			return check.Normalize("check")
+		},
+		Streams: func(declared map[string]bool) []app.StreamRef {
+			if g := ingest.sim.GPIO; g != nil {
+				if *g {
+					return []app.StreamRef{{Key: "sim.gpio", Stream: gpio.DefaultStream, Default: true}}
+				}
+				return nil
+			}
+			beamsIdle = len(ingest.gpio.Pins) == 0 && !declared[gpio.DefaultStream]
+			return nil
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			cfg := ingest.sim
@@ -153,7 +190,10 @@ func init() {
 			}
 			opts := sim.Options{Metrics: env.Metrics, Logger: env.Logger}
 			var beams *gpio.Watcher
-			if (cfg.GPIO == nil && len(ingest.gpio.Pins) == 0) || (cfg.GPIO != nil && *cfg.GPIO) {
+			if beamsIdle {
+				env.Logger.Info("sim: no simulated beams: stream \"" + gpio.DefaultStream + "\" is not in streams (set sim.gpio to choose)")
+			}
+			if (cfg.GPIO == nil && len(ingest.gpio.Pins) == 0 && !beamsIdle) || (cfg.GPIO != nil && *cfg.GPIO) {
 				var err error
 				beams, opts.OnBeam, err = simBeams(cfg.Lanes, env)
 				if err != nil {

@@ -18,6 +18,7 @@ func init() {
 		Name:  "kinesis",
 		Order: 10,
 		Decode: func(node *yaml.Node) error {
+			cfg = kinesisapi.Config{}
 			if err := config.Decode("kinesis", node, &cfg); err != nil {
 				return err
 			}

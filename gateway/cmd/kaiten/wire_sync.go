@@ -23,6 +23,8 @@ import (
 var (
 	syncSection = syncconfig.Default()
 	syncOff     bool
+	syncDemo    = true // no sync section: the demo's plates-archive
+	syncIdle    string // why the demo delivery stream does not run, if it does not
 )
 
 func init() {
@@ -33,6 +35,7 @@ func init() {
 			fs.BoolVar(&syncOff, "no-sync", false, "start no delivery stream (overrides the sync section)")
 		},
 		Decode: func(node *yaml.Node) error {
+			syncSection, syncDemo, syncIdle = syncconfig.Default(), true, ""
 			if node == nil {
 				return nil
 			}
@@ -43,14 +46,46 @@ func init() {
 			if err := s.Validate(); err != nil {
 				return err
 			}
-			syncSection = s
+			syncSection, syncDemo = s, false
 			return nil
 		},
-		Start: startSync,
+		Streams: syncStreams,
+		Start:   startSync,
 	})
 }
 
+// syncStreams lists each delivery stream's source and dead-letter stream.
+// The demo's delivery stream stands down when they are not declared.
+func syncStreams(declared map[string]bool) []app.StreamRef {
+	if syncOff {
+		return nil
+	}
+	var refs []app.StreamRef
+	for i, d := range syncSection {
+		key := fmt.Sprintf("sync[%d]", i)
+		dl := app.StreamRef{Key: key + ".dead_letter", Stream: d.DeadLetter}
+		if d.DeadLetter == "" {
+			dl.Stream, dl.Default = delivery.DefaultDeadLetter, true
+		}
+		refs = append(refs, app.StreamRef{Key: key + ".stream", Stream: d.Stream}, dl)
+	}
+	if syncDemo {
+		for _, r := range refs {
+			if !declared[r.Stream] {
+				syncIdle = fmt.Sprintf("stream %q is not in streams", r.Stream)
+				syncSection = nil
+				return nil
+			}
+		}
+	}
+	return refs
+}
+
 func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
+	if syncIdle != "" {
+		env.Logger.Info("sync: the demo delivery stream does not run: "+syncIdle+" (list delivery streams under sync)",
+			"delivery_stream", "plates-archive")
+	}
 	if syncOff || len(syncSection) == 0 {
 		return nil, nil
 	}
