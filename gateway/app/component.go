@@ -13,6 +13,7 @@ package app
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -42,6 +43,20 @@ type Env struct {
 	HTTPAddr string
 	// StoreID is the store's identity from the config (default "demo-store").
 	StoreID string
+
+	bannerMu sync.Mutex
+	banner   []string
+}
+
+// Announce adds a line to the start-up banner, which Run prints to the
+// writer Main was given once every component started, e.g.
+// Announce("MQTT broker", "tcp://127.0.0.1:1883 (embedded)"). Only what
+// runs announces itself, so the banner lists only what is running. Safe
+// for concurrent use.
+func (e *Env) Announce(label, text string) {
+	e.bannerMu.Lock()
+	defer e.bannerMu.Unlock()
+	e.banner = append(e.banner, fmt.Sprintf("  %-13s%s\n", label+":", text))
 }
 
 // StreamRef is a stream a component reads or writes, with the config key
@@ -102,6 +117,10 @@ func Register(c Component) {
 	}
 	components = append(components, c)
 }
+
+// Registered returns the registered components in start order (what Main
+// loads and runs), for tests that drive Load and Run themselves.
+func Registered() []Component { return registered() }
 
 func registered() []Component {
 	regMu.Lock()

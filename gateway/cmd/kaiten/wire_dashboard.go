@@ -42,6 +42,7 @@ func init() {
 			}
 			s.Handle(env.Mux)
 			s.Start(ctx)
+			env.Announce("Dashboard", "http://"+env.HTTPAddr+"/")
 			return s.Stop, nil
 		},
 	})

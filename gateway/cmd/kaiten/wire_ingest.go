@@ -15,7 +15,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"sync"
 
 	"go.yaml.in/yaml/v3"
@@ -105,7 +104,7 @@ func init() {
 			ingest.user, ingest.password = in.Credentials()
 			ingest.mu.Unlock()
 			if in.Addr() != "" {
-				fmt.Fprintf(os.Stdout, "  MQTT broker: tcp://%s (embedded)\n", in.Addr())
+				env.Announce("MQTT broker", "tcp://"+in.Addr()+" (embedded)")
 			}
 			env.Status.Set("mqtt", func() any { return in.Status() })
 			return func(ctx context.Context) error {

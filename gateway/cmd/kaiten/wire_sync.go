@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"sync"
 
 	"go.yaml.in/yaml/v3"
@@ -128,7 +127,7 @@ func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 	}
 	for _, c := range cfgs {
 		if ls, ok := c.Sink.(*localsink.Sink); ok {
-			fmt.Fprintf(os.Stdout, "  Deliveries:  %s (%s from stream %s, every %s)\n", ls.Dir, c.Name, c.Stream, c.BufferInterval)
+			env.Announce("Deliveries", fmt.Sprintf("%s (%s from stream %s, every %s)", ls.Dir, c.Name, c.Stream, c.BufferInterval))
 		}
 	}
 	return func(sctx context.Context) error {
