@@ -7,29 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 )
 
-// logCapture is a slog handler target that keeps every JSON line.
-type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (c *logCapture) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-// lines returns the records whose message is msg, decoded.
-func (c *logCapture) lines(t *testing.T, msg string) []map[string]any {
+// logLines returns the JSON log records in buf whose message is msg. The
+// store is closed when it is called, so nothing writes to buf meanwhile.
+func logLines(t *testing.T, buf *bytes.Buffer, msg string) []map[string]any {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(c.buf.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("log line %q: %v", l, err)
@@ -46,14 +32,10 @@ func (c *logCapture) lines(t *testing.T, msg string) []map[string]any {
 // not silent; a new store says it has no high-water marks yet.
 func TestOpenLogsWhatItRecovered(t *testing.T) {
 	dir := t.TempDir()
-	var first logCapture
+	var first bytes.Buffer
 	s, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewJSONHandler(&first, nil))})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if sum := first.lines(t, "store: opened"); len(sum) != 1 || sum[0]["level"] != "INFO" || sum[0]["streams"] != 0.0 ||
-		sum[0]["high_water"] != "none recorded (a new store)" {
-		t.Fatalf("summary of a new store: %v", sum)
 	}
 	mustCreate(t, s, "plates", 2)
 	mustCreate(t, s, "empty", 1)
@@ -67,14 +49,20 @@ func TestOpenLogsWhatItRecovered(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if sum := logLines(t, &first, "store: opened"); len(sum) != 1 || sum[0]["level"] != "INFO" || sum[0]["streams"] != 0.0 ||
+		sum[0]["high_water"] != "none recorded (a new store)" {
+		t.Fatalf("summary of a new store: %v", sum)
+	}
 
-	var again logCapture
+	var again bytes.Buffer
 	s, err = Open(Options{Dir: dir, Logger: slog.New(slog.NewJSONHandler(&again, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	per := again.lines(t, "store: stream opened")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	per := logLines(t, &again, "store: stream opened")
 	if len(per) != 2 || per[0]["stream"] != "empty" || per[1]["stream"] != "plates" {
 		t.Fatalf("per-stream lines: %v", per)
 	}
@@ -90,7 +78,7 @@ func TestOpenLogsWhatItRecovered(t *testing.T) {
 	if len(newest) != 2 || total != 40 { // counters start at 1 in each shard: the two newest add up to 40
 		t.Errorf("plates newest counters: %v", newest)
 	}
-	sum := again.lines(t, "store: opened")
+	sum := logLines(t, &again, "store: opened")
 	if len(sum) != 1 {
 		t.Fatalf("summary lines: %v", sum)
 	}

@@ -3,11 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,24 +38,6 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the daemon's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestBannerListsOnlyWhatRuns runs the real components in this process,
 // with the dashboard and the Kinesis API off, on a writer of the test's
 // own: the banner goes there whole (the MQTT broker and delivery lines
@@ -75,34 +56,33 @@ func TestBannerListsOnlyWhatRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DataDir = filepath.Join(dir, "data")
-	var stdout lockedBuffer
+	// Run writes the banner in one Write; the pipe hands it to the test.
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	banners := make(chan string, 1)
+	go func() {
+		b := make([]byte, 8192)
+		n, _ := pr.Read(b) // one Write, one Read
+		banners <- string(b[:n])
+	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, app.Registered(), slog.New(slog.DiscardHandler), &stdout) }()
+	go func() { done <- app.Run(ctx, cfg, app.Registered(), slog.New(slog.DiscardHandler), pw) }()
 	defer func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("run did not stop")
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
 		}
 	}()
-	testutil.WaitFor(t, 30*time.Second, func() error {
-		select {
-		case err := <-done:
-			t.Fatalf("run ended early: %v", err)
-		default:
-		}
-		if !strings.Contains(stdout.String(), "Press Ctrl+C to stop.") {
-			return errors.New("no banner yet")
-		}
-		return nil
-	})
-	banner := stdout.String()
-	for _, want := range []string{"Kaiten ", "  Metrics:     http://", "  MQTT broker: tcp://", "  Deliveries:  ", "  Data:        "} {
+	var banner string
+	select {
+	case banner = <-banners:
+	case err := <-done:
+		t.Fatalf("run ended before its banner: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no banner within 30s")
+	}
+	for _, want := range []string{"Press Ctrl+C to stop.", "  Metrics:     http://", "  MQTT broker: tcp://", "  Deliveries:  ", "  Data:        "} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
