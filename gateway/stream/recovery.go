@@ -44,8 +44,8 @@ func (s *Store) logRecovery(recorded map[hwmKey]uint64) {
 			"records", st.records.Load(), "bytes", st.bytes.Load(), "newest_counter_per_shard", newest)
 	}
 	hwm := "checked"
-	if recorded == nil {
-		hwm = "none recorded (a new store)"
+	if len(recorded) == 0 {
+		hwm = "none recorded (no record acknowledged yet)"
 	}
 	s.log.Info("store: opened", "dir", s.opts.Dir, "streams", len(sts), "open_shards", open, "closed_shards", closed,
 		"records", records, "bytes", bytes, "high_water_marks", len(recorded), "high_water", hwm, "tails_read_back", tails)

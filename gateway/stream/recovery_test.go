@@ -50,7 +50,7 @@ func TestOpenLogsWhatItRecovered(t *testing.T) {
 		t.Fatal(err)
 	}
 	if sum := logLines(t, &first, "store: opened"); len(sum) != 1 || sum[0]["level"] != "INFO" || sum[0]["streams"] != 0.0 ||
-		sum[0]["high_water"] != "none recorded (a new store)" {
+		sum[0]["high_water"] != "none recorded (no record acknowledged yet)" {
 		t.Fatalf("summary of a new store: %v", sum)
 	}
 
