@@ -181,6 +181,7 @@ func Load(path string, comps []Component) (*Config, error) {
 			}
 		}
 	}
+	cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
@@ -224,7 +225,20 @@ func (c *Config) ApplyFlags(f Flags) {
 	}
 }
 
-// Validate checks the daemon's own keys.
+// withDefaults fills the zero values the file may leave after decoding
+// (a shutdown timeout set to 0, a stream's shard count).
+func (c *Config) withDefaults() {
+	if c.ShutdownTimeout.Duration <= 0 {
+		c.ShutdownTimeout.Duration = 20 * time.Second
+	}
+	for i := range c.Streams {
+		if c.Streams[i].Shards == 0 {
+			c.Streams[i].Shards = 1
+		}
+	}
+}
+
+// Validate checks the daemon's own keys; it changes nothing.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
@@ -249,9 +263,6 @@ func (c *Config) Validate() error {
 	if c.Store.ShardWriteRecords < 0 {
 		errs = append(errs, config.Errorf("store.shard_write_records", "must not be negative"))
 	}
-	if c.ShutdownTimeout.Duration <= 0 {
-		c.ShutdownTimeout.Duration = 20 * time.Second
-	}
 	seen := map[string]bool{}
 	for i, s := range c.Streams {
 		key := fmt.Sprintf("streams[%d]", i)
@@ -264,9 +275,6 @@ func (c *Config) Validate() error {
 		seen[s.Name] = true
 		if s.Shards < 0 || s.Shards > stream.DefaultMaxShards {
 			errs = append(errs, config.Errorf(key+".shards", "%d: want 1 to %d", s.Shards, stream.DefaultMaxShards))
-		}
-		if s.Shards == 0 {
-			c.Streams[i].Shards = 1
 		}
 		if r := s.Retention.Duration; r != 0 && (r < time.Minute || r > stream.MaxRetention) {
 			errs = append(errs, config.Errorf(key+".retention", "%s: want 1m to 8760h", r))
