@@ -93,8 +93,9 @@ type Component struct {
 	// that is not declared, so check-config catches what run would trip
 	// on. A demo default (a section left out of the config) whose streams
 	// are not all declared stands down here instead of running against
-	// streams that will not exist; the component says so when it starts.
-	Streams func(declared map[string]bool) []StreamRef
+	// streams that will not exist, and standDown says which and why:
+	// check-config prints it and Run logs it (INFO) at start.
+	Streams func(declared map[string]bool) (refs []StreamRef, standDown string)
 	// Start starts the component. It must not block; long-running work goes
 	// into goroutines that end when ctx ends or stop is called.
 	Start func(ctx context.Context, env *Env) (StopFunc, error)

@@ -34,6 +34,9 @@ type Config struct {
 	// works harder before a small board runs short. Default 96MiB; 0 keeps
 	// the runtime's default; the GOMEMLIMIT environment variable wins.
 	MemoryLimit config.ByteSize `yaml:"memory_limit"`
+	// Notes are what Load found worth saying without refusing the config:
+	// the demo defaults that stand down, and why (not a YAML key).
+	Notes []string `yaml:"-"`
 }
 
 // HTTPConfig is the http section.
@@ -201,7 +204,11 @@ func (c *Config) CheckStreamRefs(comps []Component) error {
 		if comp.Streams == nil {
 			continue
 		}
-		for _, r := range comp.Streams(declared) {
+		refs, standDown := comp.Streams(declared)
+		if standDown != "" {
+			c.Notes = append(c.Notes, comp.Name+": "+standDown)
+		}
+		for _, r := range refs {
 			if declared[r.Stream] {
 				continue
 			}

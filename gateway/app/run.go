@@ -79,6 +79,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if args[0] == "check-config" {
 		fmt.Fprintln(stdout, "config ok")
+		for _, n := range cfg.Notes {
+			fmt.Fprintln(stdout, "note:", n)
+		}
 		return 0
 	}
 	cfg.ApplyFlags(f)
@@ -121,6 +124,9 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 // Run opens the store, creates the configured streams, serves HTTP and
 // starts the components; it returns when ctx ends and everything stopped.
 func Run(ctx context.Context, cfg *Config, comps []Component, logger *slog.Logger, stdout io.Writer) error {
+	for _, n := range cfg.Notes {
+		logger.Info("config: " + n)
+	}
 	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
 	}

@@ -80,8 +80,15 @@ func TestCheckConfigStreamReferences(t *testing.T) {
 // every retry; the demo delivery stream, whose streams are there, runs.
 func TestDemoDefaultsStandDown(t *testing.T) {
 	body := "streams: [{name: plates, shards: 2}, {name: deadletter}]\n"
-	if code, out := checkConfig(t, body); code != 0 {
+	code, out := checkConfig(t, body)
+	if code != 0 || !strings.Contains(out, `note: analytics: the demo query plates_taken_per_minute does not run: stream "plate-stats" is not in streams`) ||
+		!strings.Contains(out, `note: sim: no simulated beams`) {
 		t.Fatalf("check-config: %d %s", code, out)
+	}
+	// Without plates, the demo delivery stream stands down too.
+	code, out = checkConfig(t, "streams: [{name: sensors}, {name: deadletter}]\nmqtt: {routes: [{topic: a/+, stream: sensors, key: '{1}'}]}\n")
+	if code != 0 || !strings.Contains(out, `note: sync: the demo delivery stream plates-archive does not run: stream "plates" is not in streams`) {
+		t.Errorf("check-config without plates: %d %s", code, out)
 	}
 	p := filepath.Join(t.TempDir(), "kaiten.yaml")
 	if err := writeFile(p, body); err != nil {
@@ -95,8 +102,8 @@ func TestDemoDefaultsStandDown(t *testing.T) {
 		return nil
 	})
 	log := d.Log() // every component has started: what they log at start is in
-	for _, want := range []string{`analytics: the demo query does not run: stream \"plate-stats\" is not in streams`,
-		`sim: no simulated beams: stream \"gpio\" is not in streams`, "delivery stream started"} {
+	for _, want := range []string{`config: analytics: the demo query plates_taken_per_minute does not run: stream \"plate-stats\" is not in streams`,
+		`config: sim: no simulated beams: stream \"gpio\" is not in streams`, "delivery stream started"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q", want)
 		}

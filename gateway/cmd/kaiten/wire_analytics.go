@@ -21,13 +21,12 @@ import (
 // the status board under "analytics".
 func init() {
 	var cfg analytics.Config
-	var demo bool        // no queries key: the demo query
-	var standDown string // why the demo query does not run, if it does not
+	var demo bool // no queries key: the demo query
 	app.Register(app.Component{
 		Name:  "analytics",
 		Order: 30, // after the sources, before the dashboard (Order 50) reads the board
 		Decode: func(node *yaml.Node) error {
-			cfg, standDown = analytics.Config{}, ""
+			cfg = analytics.Config{}
 			if err := config.Decode("analytics", node, &cfg); err != nil {
 				return err
 			}
@@ -37,21 +36,21 @@ func init() {
 			}
 			return cfg.Validate()
 		},
-		Streams: func(declared map[string]bool) []app.StreamRef {
+		Streams: func(declared map[string]bool) ([]app.StreamRef, string) {
 			if cfg.Disabled || cfg.Queries == nil {
-				return nil
+				return nil, ""
 			}
 			refs := queryStreams(*cfg.Queries, demo)
 			if demo {
 				for _, r := range refs {
 					if !declared[r.Stream] {
-						standDown = fmt.Sprintf("stream %q is not in streams", r.Stream)
 						cfg.Queries = &[]analytics.QueryConfig{}
-						return nil
+						return nil, fmt.Sprintf("the demo query %s does not run: stream %q is not in streams (list queries under analytics.queries)",
+							analytics.DemoQueryName, r.Stream)
 					}
 				}
 			}
-			return refs
+			return refs, ""
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			if cfg.Queries == nil { // Decode was not called (no config loading)
@@ -62,10 +61,6 @@ func init() {
 			if cfg.Disabled {
 				env.Logger.Info("analytics disabled")
 				return nil, nil
-			}
-			if standDown != "" {
-				env.Logger.Info("analytics: the demo query does not run: "+standDown+" (list queries under analytics.queries)",
-					"query", analytics.DemoQueryName)
 			}
 			dir := cfg.StateDir
 			if dir == "" {

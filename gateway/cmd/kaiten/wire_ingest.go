@@ -70,7 +70,7 @@ func init() {
 			}
 			return check.Normalize("check")
 		},
-		Streams: func(map[string]bool) []app.StreamRef {
+		Streams: func(map[string]bool) ([]app.StreamRef, string) {
 			routes, def := ingest.mqtt.Routes, ingest.mqtt.Routes == nil
 			if def {
 				routes = mqtt.DefaultRoutes()
@@ -83,7 +83,7 @@ func init() {
 			for i, r := range routes {
 				refs = append(refs, app.StreamRef{Key: fmt.Sprintf("mqtt.routes[%d].stream", i), Stream: r.Stream, Default: def})
 			}
-			return refs
+			return refs, ""
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			cfg := ingest.mqtt
@@ -123,11 +123,11 @@ func init() {
 			}
 			return ingest.gpio.Normalize()
 		},
-		Streams: func(map[string]bool) []app.StreamRef {
+		Streams: func(map[string]bool) ([]app.StreamRef, string) {
 			if len(ingest.gpio.Pins) == 0 {
-				return nil
+				return nil, ""
 			}
-			return []app.StreamRef{{Key: "gpio.stream", Stream: ingest.gpio.Stream}}
+			return []app.StreamRef{{Key: "gpio.stream", Stream: ingest.gpio.Stream}}, ""
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			if len(ingest.gpio.Pins) == 0 {
@@ -158,15 +158,18 @@ func init() {
 			check := ingest.sim
 			return check.Normalize("check")
 		},
-		Streams: func(declared map[string]bool) []app.StreamRef {
+		Streams: func(declared map[string]bool) ([]app.StreamRef, string) {
 			if g := ingest.sim.GPIO; g != nil {
 				if *g {
-					return []app.StreamRef{{Key: "sim.gpio", Stream: gpio.DefaultStream, Default: true}}
+					return []app.StreamRef{{Key: "sim.gpio", Stream: gpio.DefaultStream, Default: true}}, ""
 				}
-				return nil
+				return nil, ""
 			}
 			beamsIdle = len(ingest.gpio.Pins) == 0 && !declared[gpio.DefaultStream]
-			return nil
+			if beamsIdle {
+				return nil, "no simulated beams: stream \"" + gpio.DefaultStream + "\" is not in streams (set sim.gpio to choose)"
+			}
+			return nil, ""
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			cfg := ingest.sim
@@ -189,9 +192,6 @@ func init() {
 			}
 			opts := sim.Options{Metrics: env.Metrics, Logger: env.Logger}
 			var beams *gpio.Watcher
-			if beamsIdle {
-				env.Logger.Info("sim: no simulated beams: stream \"" + gpio.DefaultStream + "\" is not in streams (set sim.gpio to choose)")
-			}
 			if (cfg.GPIO == nil && len(ingest.gpio.Pins) == 0 && !beamsIdle) || (cfg.GPIO != nil && *cfg.GPIO) {
 				var err error
 				beams, opts.OnBeam, err = simBeams(cfg.Lanes, env)

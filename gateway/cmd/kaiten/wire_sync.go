@@ -23,7 +23,6 @@ var (
 	syncSection = syncconfig.Default()
 	syncOff     bool
 	syncDemo    = true // no sync section: the demo's plates-archive
-	syncIdle    string // why the demo delivery stream does not run, if it does not
 )
 
 func init() {
@@ -34,7 +33,7 @@ func init() {
 			fs.BoolVar(&syncOff, "no-sync", false, "start no delivery stream (overrides the sync section)")
 		},
 		Decode: func(node *yaml.Node) error {
-			syncSection, syncDemo, syncIdle = syncconfig.Default(), true, ""
+			syncSection, syncDemo = syncconfig.Default(), true
 			if node == nil {
 				return nil
 			}
@@ -55,9 +54,9 @@ func init() {
 
 // syncStreams lists each delivery stream's source and dead-letter stream.
 // The demo's delivery stream stands down when they are not declared.
-func syncStreams(declared map[string]bool) []app.StreamRef {
+func syncStreams(declared map[string]bool) ([]app.StreamRef, string) {
 	if syncOff {
-		return nil
+		return nil, ""
 	}
 	var refs []app.StreamRef
 	for i, d := range syncSection {
@@ -71,20 +70,15 @@ func syncStreams(declared map[string]bool) []app.StreamRef {
 	if syncDemo {
 		for _, r := range refs {
 			if !declared[r.Stream] {
-				syncIdle = fmt.Sprintf("stream %q is not in streams", r.Stream)
 				syncSection = nil
-				return nil
+				return nil, fmt.Sprintf("the demo delivery stream plates-archive does not run: stream %q is not in streams (list delivery streams under sync)", r.Stream)
 			}
 		}
 	}
-	return refs
+	return refs, ""
 }
 
 func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
-	if syncIdle != "" {
-		env.Logger.Info("sync: the demo delivery stream does not run: "+syncIdle+" (list delivery streams under sync)",
-			"delivery_stream", "plates-archive")
-	}
 	if syncOff || len(syncSection) == 0 {
 		return nil, nil
 	}
