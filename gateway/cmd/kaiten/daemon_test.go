@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kaiten-edge/kaiten/internal/testutil"
+	"github.com/kaiten-edge/kaiten/sensors/mqtt/mqtttest"
 )
 
 // TestDaemonLifecycle runs the real binary with no config: it serves
@@ -73,20 +75,14 @@ func TestBadConfigExitsWithTheKey(t *testing.T) {
 // logs (INFO) what the store recovered, per stream and in a summary.
 func TestRestartAfterKillSaysWhatItRecovered(t *testing.T) {
 	dir := t.TempDir()
-	d := testutil.StartDaemon(t, dir, "--mqtt-addr", testutil.FreeAddr(t), "--no-sim")
-	// Three acknowledged records through the Kinesis API, then SIGKILL.
+	broker := testutil.FreeAddr(t)
+	d := testutil.StartDaemon(t, dir, "--mqtt-addr", broker, "--no-sim")
+	// Three records acknowledged (PUBACK after the durable append), then SIGKILL.
 	for i := 0; i < 3; i++ {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+d.HTTPAddr+"/",
-			strings.NewReader(`{"StreamName":"plates","PartitionKey":"k`+string(rune('0'+i))+`","Data":"eA=="}`))
-		req.Header.Set("X-Amz-Target", "Kinesis_20131202.PutRecord")
-		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-		resp, err := http.DefaultClient.Do(req)
+		err := mqtttest.TryPublish("tcp://"+broker, fmt.Sprintf("kill-%d", i), "", "", nil,
+			"store/demo-store/lane/1/plate", []byte(fmt.Sprintf(`{"plate_id":"p-%d","event":"placed"}`, i)))
 		if err != nil {
 			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("PutRecord: %s", resp.Status)
 		}
 	}
 	d.Kill()
