@@ -20,6 +20,17 @@
 //     payload (dead-lettered) and a 64 MiB PUBLISH (refused), websocket
 //     clients, slow headers (cut after the header timeout), and stalled
 //     bodies that must not block other writers.
+//   - The loopback rule (gateway/access), from another host: a network
+//     namespace with a veth pair (testutil.NewNetNS) gives the client a
+//     non-loopback address. With the Debian package's own config
+//     (http.addr 0.0.0.0, no credentials) the dashboard, its websocket,
+//     /metrics, /healthz, /api/status and GET /api/queries stay open, while
+//     adding or stopping queries and the Kinesis API answer 403 (and work
+//     from loopback); with credentials configured a remote client that
+//     carries them gets in (analytics token, SigV4, MQTT users) and one
+//     without is refused; the profiler answers only on loopback; an
+//     embedded broker beyond loopback without users is refused by
+//     check-config and run.
 //   - No secret in any log line: the daemon runs at debug level with an
 //     access key secret, the dashboard and analytics tokens, an MQTT
 //     password and a TLS client key, is attacked, and its whole log (and

@@ -34,6 +34,14 @@ import (
 // broker on a free port when the config uses it) and returns it healthy.
 func daemon(t *testing.T, cfgYAML string, env ...string) *testutil.Daemon {
 	t.Helper()
+	return daemonOn(t, "127.0.0.1", cfgYAML, []string{"--mqtt-addr", testutil.FreeAddr(t)}, env...)
+}
+
+// daemonOn starts kaiten with the config text, its HTTP server listening
+// on host (0.0.0.0 for clients in a testutil.NetNS), simulator off, and
+// the extra command-line args.
+func daemonOn(t *testing.T, host, cfgYAML string, args []string, env ...string) *testutil.Daemon {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "kaiten.yaml")
 	if err := os.WriteFile(path, []byte(cfgYAML), 0o600); err != nil {
@@ -43,8 +51,7 @@ func daemon(t *testing.T, cfgYAML string, env ...string) *testutil.Daemon {
 		k, v, _ := strings.Cut(e, "=")
 		t.Setenv(k, v) // the child inherits the test's environment
 	}
-	return testutil.StartDaemon(t, filepath.Join(dir, "data"), "--config", path, "--no-sim",
-		"--mqtt-addr", testutil.FreeAddr(t))
+	return testutil.StartDaemonOn(t, host, filepath.Join(dir, "data"), append([]string{"--config", path, "--no-sim"}, args...)...)
 }
 
 // kinesisClient is the real aws-sdk-go-v2 client on the daemon; it

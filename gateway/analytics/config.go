@@ -34,9 +34,14 @@ type Config struct {
 	// and the SD card is not rewritten every second.
 	SaveInterval config.Duration `yaml:"save_interval"`
 	// Token, if set, is required by the admin endpoint /api/queries as
-	// "Authorization: Bearer <token>". Default "" (open, like the rest of
-	// the demo). The environment variable KAITEN_ANALYTICS_TOKEN overrides it.
+	// "Authorization: Bearer <token>". Default "": reads are open, and
+	// adding or stopping queries is allowed from loopback clients only.
+	// The environment variable KAITEN_ANALYTICS_TOKEN overrides it.
 	Token string `yaml:"token"`
+	// AllowUnauthenticatedRemote lets clients beyond loopback add and stop
+	// queries without a token (a trusted network only). Default false:
+	// without a token, POST and DELETE /api/queries answer 403 to them.
+	AllowUnauthenticatedRemote bool `yaml:"allow_unauthenticated_remote"`
 	// Queries are the continuous queries. Absent means the demo query
 	// plates_taken_per_minute; an empty list means none.
 	Queries *[]QueryConfig `yaml:"queries"`

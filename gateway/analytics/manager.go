@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/gateway/access"
 	"github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/gateway/status"
 	"github.com/kaiten-edge/kaiten/internal/atomicfile"
@@ -262,9 +263,17 @@ func apiOf(q QueryConfig) apiQuery {
 //	DELETE /api/queries/{name}  stop a query (its state is kept)
 //
 // With a non-empty token every request needs "Authorization: Bearer <token>".
-func (m *Manager) Register(mux *http.ServeMux, token string) {
+// Without one, the reads stay open but the writes (POST, DELETE) are
+// accepted only from loopback clients (403 otherwise), unless allowRemote
+// (analytics.allow_unauthenticated_remote) opens them to every client.
+func (m *Manager) Register(mux *http.ServeMux, token string, allowRemote bool) {
 	handle := func(pattern string, h http.HandlerFunc) {
+		write := !strings.HasPrefix(pattern, http.MethodGet+" ")
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if token == "" && write && !allowRemote && !access.IsLoopback(r.RemoteAddr) {
+				writeError(w, http.StatusForbidden, errors.New("analytics: adding or stopping queries from another host needs analytics.token"))
+				return
+			}
 			if token != "" {
 				got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 				if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {

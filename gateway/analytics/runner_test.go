@@ -267,7 +267,7 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	m.Register(mux, "")
+	m.Register(mux, "", false)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	auth := ""
@@ -319,7 +319,7 @@ func TestAdminAPI(t *testing.T) {
 		t.Fatalf("after restart: %+v", s)
 	}
 	mux2 := http.NewServeMux()
-	m2.Register(mux2, "s3cret-token")
+	m2.Register(mux2, "s3cret-token", false)
 	srv.Config.Handler = mux2
 	if code, _ = do("GET", "/api/queries", ""); code != 401 {
 		t.Errorf("no token: %d", code)
@@ -530,5 +530,62 @@ func TestReshardedSource(t *testing.T) {
 	defer stopCancel()
 	if err := m.Stop(stopCtx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAdminAPIRemoteWrites checks the loopback rule of the admin endpoint
+// on the handler (the daemon-level check from a real other host is in
+// security/): without a token a remote POST or DELETE gets 403 while GET
+// stays open; allow_unauthenticated_remote lifts it; a token admits
+// remote writes that carry it.
+func TestAdminAPIRemoteWrites(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, filepath.Join(dir, "store"), map[string]int{"plates": 1, "plate-stats": 1, "deadletter": 1})
+	m := NewManager(RunnerOptions{Store: st, StateDir: filepath.Join(dir, "analytics"), Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := m.Start(ctx, []QueryConfig{DemoQuery()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Stop(context.Background()) })
+	do := func(token string, allowRemote bool, remote, method, path, body, auth string) int {
+		mux := http.NewServeMux()
+		m.Register(mux, token, allowRemote)
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.RemoteAddr = remote
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w.Code
+	}
+	add := func(name string) string {
+		return `{"name":"` + name + `","sql":"SELECT COUNT(*) AS n FROM plates GROUP BY TUMBLING(INTERVAL '1' MINUTE)"}`
+	}
+	const remote, local = "192.0.2.9:40000", "127.0.0.1:40000"
+	for _, c := range []struct {
+		name               string
+		token              string
+		allow              bool
+		from, method, path string
+		body, auth         string
+		want               int
+	}{
+		{"remote add, no token", "", false, remote, "POST", "/api/queries", add("r1"), "", 403},
+		{"remote stop, no token", "", false, remote, "DELETE", "/api/queries/" + DemoQueryName, "", "", 403},
+		{"remote read, no token", "", false, remote, "GET", "/api/queries", "", "", 200},
+		{"local add, no token", "", false, local, "POST", "/api/queries", add("l1"), "", 201},
+		{"remote add, opted out", "", true, remote, "POST", "/api/queries", add("r2"), "", 201},
+		{"remote add, token", "token-12345", false, remote, "POST", "/api/queries", add("r3"), "Bearer token-12345", 201},
+		{"remote add, wrong token", "token-12345", false, remote, "POST", "/api/queries", add("r4"), "Bearer nope-nope", 401},
+		{"remote stop, token", "token-12345", false, remote, "DELETE", "/api/queries/r3", "", "Bearer token-12345", 204},
+	} {
+		if got := do(c.token, c.allow, c.from, c.method, c.path, c.body, c.auth); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	if s := m.Status(); len(s) != 3 || s[0].Name != DemoQueryName {
+		t.Errorf("queries after the refused writes: %+v", s)
 	}
 }

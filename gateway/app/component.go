@@ -13,6 +13,7 @@ package app
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -42,6 +43,30 @@ type Env struct {
 	HTTPAddr string
 	// StoreID is the store's identity from the config (default "demo-store").
 	StoreID string
+
+	bannerMu sync.Mutex
+	banner   []string
+}
+
+// Announce adds a line to the start-up banner, which Run prints to the
+// writer Main was given once every component started, e.g.
+// Announce("MQTT broker", "tcp://127.0.0.1:1883 (embedded)"). Only what
+// runs announces itself, so the banner lists only what is running. Safe
+// for concurrent use.
+func (e *Env) Announce(label, text string) {
+	e.bannerMu.Lock()
+	defer e.bannerMu.Unlock()
+	e.banner = append(e.banner, fmt.Sprintf("  %-13s%s\n", label+":", text))
+}
+
+// StreamRef is a stream a component reads or writes, with the config key
+// that names it (e.g. "analytics.queries[0].output").
+type StreamRef struct {
+	Key    string
+	Stream string
+	// Default marks a stream the key names by default (the key is not in
+	// the config), so the error can say where it came from.
+	Default bool
 }
 
 // StopFunc stops a component; it should finish in-flight work before ctx ends.
@@ -61,6 +86,16 @@ type Component struct {
 	// absent (use defaults). Decode must validate and return errors that
 	// name the key, e.g. `mqtt.routes[0].topic: must not be empty`.
 	Decode func(node *yaml.Node) error
+	// Streams, if set, runs once every section is decoded, with the names
+	// the streams section declares (the demo streams when it is absent),
+	// and returns the streams the component will read or write, each with
+	// the config key that names it. Load refuses a reference to a stream
+	// that is not declared, so check-config catches what run would trip
+	// on. A demo default (a section left out of the config) whose streams
+	// are not all declared stands down here instead of running against
+	// streams that will not exist, and standDown says which and why:
+	// check-config prints it and Run logs it (INFO) at start.
+	Streams func(declared map[string]bool) (refs []StreamRef, standDown string)
 	// Start starts the component. It must not block; long-running work goes
 	// into goroutines that end when ctx ends or stop is called.
 	Start func(ctx context.Context, env *Env) (StopFunc, error)
@@ -83,6 +118,10 @@ func Register(c Component) {
 	}
 	components = append(components, c)
 }
+
+// Registered returns the registered components in start order (what Main
+// loads and runs), for tests that drive Load and Run themselves.
+func Registered() []Component { return registered() }
 
 func registered() []Component {
 	regMu.Lock()

@@ -33,6 +33,9 @@ type Config struct {
 	// works harder before a small board runs short. Default 96MiB; 0 keeps
 	// the runtime's default; the GOMEMLIMIT environment variable wins.
 	MemoryLimit config.ByteSize `yaml:"memory_limit"`
+	// Notes are what Load found worth saying without refusing the config:
+	// the demo defaults that stand down, and why (not a YAML key).
+	Notes []string `yaml:"-"`
 }
 
 // HTTPConfig is the http section.
@@ -178,7 +181,42 @@ func Load(path string, comps []Component) (*Config, error) {
 			}
 		}
 	}
-	return cfg, cfg.Validate()
+	cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.CheckStreamRefs(comps)
+}
+
+// CheckStreamRefs checks, in one place, that every stream a component
+// refers to (query sources and outputs, delivery sources, dead-letter
+// streams, MQTT routes) is declared in streams. Errors name the key.
+func (c *Config) CheckStreamRefs(comps []Component) error {
+	declared := map[string]bool{}
+	for _, s := range c.Streams {
+		declared[s.Name] = true
+	}
+	var errs []error
+	for _, comp := range comps {
+		if comp.Streams == nil {
+			continue
+		}
+		refs, standDown := comp.Streams(declared)
+		if standDown != "" {
+			c.Notes = append(c.Notes, comp.Name+": "+standDown)
+		}
+		for _, r := range refs {
+			if declared[r.Stream] {
+				continue
+			}
+			from := ""
+			if r.Default {
+				from = " (the default)"
+			}
+			errs = append(errs, config.Errorf(r.Key, "stream %q%s is not in streams: add it there (streams are created at start) or name a listed one", r.Stream, from))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ApplyFlags lets command-line flags override the file.
@@ -191,7 +229,20 @@ func (c *Config) ApplyFlags(f Flags) {
 	}
 }
 
-// Validate checks the daemon's own keys.
+// withDefaults fills the zero values the file may leave after decoding
+// (a shutdown timeout set to 0, a stream's shard count).
+func (c *Config) withDefaults() {
+	if c.ShutdownTimeout.Duration <= 0 {
+		c.ShutdownTimeout.Duration = 20 * time.Second
+	}
+	for i := range c.Streams {
+		if c.Streams[i].Shards == 0 {
+			c.Streams[i].Shards = 1
+		}
+	}
+}
+
+// Validate checks the daemon's own keys; it changes nothing.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
@@ -216,9 +267,6 @@ func (c *Config) Validate() error {
 	if c.Store.ShardWriteRecords < 0 {
 		errs = append(errs, config.Errorf("store.shard_write_records", "must not be negative"))
 	}
-	if c.ShutdownTimeout.Duration <= 0 {
-		c.ShutdownTimeout.Duration = 20 * time.Second
-	}
 	seen := map[string]bool{}
 	for i, s := range c.Streams {
 		key := fmt.Sprintf("streams[%d]", i)
@@ -231,9 +279,6 @@ func (c *Config) Validate() error {
 		seen[s.Name] = true
 		if s.Shards < 0 || s.Shards > stream.DefaultMaxShards {
 			errs = append(errs, config.Errorf(key+".shards", "%d: want 1 to %d", s.Shards, stream.DefaultMaxShards))
-		}
-		if s.Shards == 0 {
-			c.Streams[i].Shards = 1
 		}
 		if r := s.Retention.Duration; r != 0 && (r < time.Minute || r > stream.MaxRetention) {
 			errs = append(errs, config.Errorf(key+".retention", "%s: want 1m to 8760h", r))

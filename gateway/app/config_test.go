@@ -109,3 +109,23 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		t.Error("a missing config file was accepted")
 	}
 }
+
+// Validate changes nothing: the defaults are filled before it, in Load.
+func TestValidateIsPure(t *testing.T) {
+	cfg := Defaults()
+	cfg.ShutdownTimeout.Duration = 0
+	cfg.Streams = []StreamSpec{{Name: "a"}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ShutdownTimeout.Duration != 0 || cfg.Streams[0].Shards != 0 {
+		t.Fatalf("Validate filled defaults: %+v", cfg)
+	}
+	loaded, err := Load(writeConfig(t, "shutdown_timeout: 0s\nstreams: [{name: a}]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.ShutdownTimeout.Duration != 20*time.Second || loaded.Streams[0].Shards != 1 {
+		t.Fatalf("Load did not fill defaults: %+v", loaded)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kaiten-edge/kaiten/gateway/access"
 	"github.com/kaiten-edge/kaiten/gateway/status"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
@@ -30,23 +32,29 @@ import (
 // Version is stamped in by the build (-ldflags -X).
 var Version = "dev"
 
-// Main is the kaiten command: `kaiten run [flags]`, `kaiten version`,
-// `kaiten check-config --config FILE`. It returns the process exit code.
+// Main is the kaiten command: `kaiten run [flags]`, `kaiten check-config
+// --config FILE`, `kaiten version`, `kaiten help`, and every command added
+// with RegisterCommand. It writes only to stdout and stderr and returns
+// the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: kaiten run [--config FILE] [--data-dir DIR] [--http-addr HOST:PORT] ...\n       kaiten check-config --config FILE\n       kaiten version")
+		usage(stderr)
 		return 2
 	}
 	switch args[0] {
 	case "version", "--version":
 		fmt.Fprintln(stdout, "kaiten", Version)
 		return 0
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
 	case "run", "check-config":
 	default:
 		if c, ok := lookupCommand(args[0]); ok {
 			return c.Run(args[1:], stdout, stderr)
 		}
-		fmt.Fprintf(stderr, "kaiten: unknown command %q (want run, check-config or version)\n", args[0])
+		fmt.Fprintf(stderr, "kaiten: unknown command %q\n", args[0])
+		usage(stderr)
 		return 2
 	}
 	fs := flag.NewFlagSet("kaiten "+args[0], flag.ContinueOnError)
@@ -71,6 +79,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if args[0] == "check-config" {
 		fmt.Fprintln(stdout, "config ok")
+		for _, n := range cfg.Notes {
+			fmt.Fprintln(stdout, "note:", n)
+		}
 		return 0
 	}
 	cfg.ApplyFlags(f)
@@ -113,6 +124,9 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 // Run opens the store, creates the configured streams, serves HTTP and
 // starts the components; it returns when ctx ends and everything stopped.
 func Run(ctx context.Context, cfg *Config, comps []Component, logger *slog.Logger, stdout io.Writer) error {
+	for _, n := range cfg.Notes {
+		logger.Info("config: " + n)
+	}
 	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
 	}
@@ -172,10 +186,16 @@ func Run(ctx context.Context, cfg *Config, comps []Component, logger *slog.Logge
 	})
 	board.Set("store", func() any { return st.Stats() })
 	if cfg.HTTP.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		// The profiler administers (a profile or trace costs CPU for as long
+		// as the client asks) and has no credentials: loopback only.
+		const why = "the profiler answers only on this board: use ssh -L 8080:127.0.0.1:8080"
+		for _, p := range []struct {
+			path string
+			h    http.HandlerFunc
+		}{{"/debug/pprof/", pprof.Index}, {"/debug/pprof/profile", pprof.Profile},
+			{"/debug/pprof/symbol", pprof.Symbol}, {"/debug/pprof/trace", pprof.Trace}} {
+			mux.Handle("GET "+p.path, access.LoopbackOnly(p.h, why))
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -219,8 +239,7 @@ func Run(ctx context.Context, cfg *Config, comps []Component, logger *slog.Logge
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	logger.Info("kaiten running", "version", Version, "http", "http://"+env.HTTPAddr, "data_dir", cfg.DataDir)
-	fmt.Fprintf(stdout, "Kaiten %s is running.\n  Dashboard:   http://%s/\n  Metrics:     http://%s/metrics\n  Kinesis API: http://%s/ (aws --endpoint-url http://%s kinesis ...)\n  Data:        %s\nPress Ctrl+C to stop.\n",
-		Version, env.HTTPAddr, env.HTTPAddr, env.HTTPAddr, env.HTTPAddr, cfg.DataDir)
+	printBanner(stdout, env, cfg.DataDir)
 
 	select {
 	case <-ctx.Done():
@@ -236,4 +255,36 @@ func Run(ctx context.Context, cfg *Config, comps []Component, logger *slog.Logge
 	cancel()
 	stopAll()
 	return nil
+}
+
+// printBanner writes what is running: the components' own lines (in start
+// order) between the metrics URL, which the frame always serves, and the
+// data directory.
+func printBanner(w io.Writer, env *Env, dataDir string) {
+	env.bannerMu.Lock()
+	lines := append([]string(nil), env.banner...)
+	env.bannerMu.Unlock()
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Kaiten %s is running.\n  %-13shttp://%s/metrics\n", Version, "Metrics:", env.HTTPAddr)
+	for _, l := range lines {
+		b.WriteString(l)
+	}
+	fmt.Fprintf(&b, "  %-13s%s\nPress Ctrl+C to stop.\n", "Data:", dataDir)
+	_, _ = w.Write(b.Bytes())
+}
+
+// usage lists every command: the built-in ones, then the registered ones.
+func usage(w io.Writer) {
+	lines := []string{
+		"kaiten run [--config FILE] [--data-dir DIR] [--http-addr HOST:PORT] ...  (kaiten run --help lists every flag)",
+		"kaiten check-config --config FILE",
+		"kaiten version",
+		"kaiten help",
+	}
+	regMu.Lock()
+	for _, c := range commands {
+		lines = append(lines, c.Usage)
+	}
+	regMu.Unlock()
+	fmt.Fprintln(w, "usage: "+strings.Join(lines, "\n       "))
 }

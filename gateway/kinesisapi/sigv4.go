@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kaiten-edge/kaiten/gateway/access"
 )
 
 // AWS Signature Version 4 verification, header and query (presigned) forms.
@@ -31,7 +33,7 @@ const (
 // logged or echoed.
 func (s *Server) authorize(r *http.Request, body []byte) error {
 	if len(s.keys) == 0 {
-		if s.cfg.Auth.AllowRemoteUnsigned || isLoopback(r.RemoteAddr) {
+		if s.cfg.Auth.AllowRemoteUnsigned || access.IsLoopback(r.RemoteAddr) {
 			return nil
 		}
 		return &apiError{Status: http.StatusForbidden, Type: ExAccessDenied,

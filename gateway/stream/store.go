@@ -310,6 +310,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.writeHWM(true)
+	s.logRecovery(recorded)
 	if s.iterKey == nil {
 		s.iterKey = randomBytes(32)
 		if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte{kindIterKey}, s.iterKey) }); err != nil {

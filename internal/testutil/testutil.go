@@ -116,9 +116,17 @@ func (d *Daemon) Log() string {
 // if still running.
 func StartDaemon(t testing.TB, dataDir string, args ...string) *Daemon {
 	t.Helper()
+	return StartDaemonOn(t, "127.0.0.1", dataDir, args...)
+}
+
+// StartDaemonOn is StartDaemon listening on host (e.g. 0.0.0.0, to be
+// reachable from a NetNS) at a free port; HTTPAddr is 127.0.0.1 and that port.
+func StartDaemonOn(t testing.TB, host, dataDir string, args ...string) *Daemon {
+	t.Helper()
 	bin := KaitenBinary(t)
 	d := &Daemon{HTTPAddr: FreeAddr(t), DataDir: dataDir, done: make(chan struct{})}
-	full := append([]string{"run", "--data-dir", dataDir, "--http-addr", d.HTTPAddr}, args...)
+	_, port, _ := net.SplitHostPort(d.HTTPAddr)
+	full := append([]string{"run", "--data-dir", dataDir, "--http-addr", net.JoinHostPort(host, port)}, args...)
 	d.Cmd = exec.Command(bin, full...)
 	pr, pw := io.Pipe()
 	d.Cmd.Stdout, d.Cmd.Stderr = pw, pw

@@ -16,6 +16,8 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/kaiten-edge/kaiten/gateway/access"
 )
 
 // broker is the embedded mochi broker. Its ingest hook appends every
@@ -51,7 +53,7 @@ func listen(addr string, fallback bool, log *slog.Logger) (net.Listener, error) 
 // max_payload are dead-lettered (cut to MaxDeadLetterData).
 const MaxEmbeddedPacket = 4 << 20
 
-func startBroker(addr string, fallback bool, users []User, w *writer, log *slog.Logger) (*broker, error) {
+func startBroker(addr string, fallback bool, emb EmbeddedConfig, w *writer, log *slog.Logger) (*broker, error) {
 	ln, err := listen(addr, fallback, log)
 	if err != nil {
 		return nil, err
@@ -59,7 +61,7 @@ func startBroker(addr string, fallback bool, users []User, w *writer, log *slog.
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = MaxEmbeddedPacket
 	srv := mochi.New(&mochi.Options{Capabilities: caps, Logger: log.With("component", "mqtt-broker")})
-	hook := newIngestHook(srv, w, users, int(caps.ReceiveMaximum), log)
+	hook := newIngestHook(srv, w, emb, int(caps.ReceiveMaximum), log)
 	if err := srv.AddHook(hook, nil); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("mqtt: broker hook: %w", err)
@@ -94,8 +96,9 @@ func (b *broker) close() error {
 // listenerID names the broker's one listener.
 const listenerID = "tcp"
 
-// ingestHook lets every client connect and publish (the embedded broker
-// listens on loopback by default) and stores routed publishes. Topics no
+// ingestHook lets clients connect (with users configured, only those
+// users; without, only loopback clients unless allow_unauthenticated_remote)
+// and publish, and stores routed publishes. Topics no
 // route matches pass through the broker untouched.
 //
 // Routed QoS 0 and 1 publishes are pipelined: OnPublish, on the client's
@@ -115,11 +118,14 @@ const listenerID = "tcp"
 // the append and mochi then runs its PUBREC/PUBREL exchange.
 type ingestHook struct {
 	mochi.HookBase
-	srv    *mochi.Server
-	w      *writer
-	users  []User // empty: anyone may connect
-	window int    // messages one connection may have queued for acknowledgement
-	log    *slog.Logger
+	srv   *mochi.Server
+	w     *writer
+	users []User // empty: loopback clients only, unless allowRemote
+	// allowRemote (mqtt.embedded.allow_unauthenticated_remote) lets any
+	// client connect when users is empty.
+	allowRemote bool
+	window      int // messages one connection may have queued for acknowledgement
+	log         *slog.Logger
 
 	mu    sync.Mutex
 	conns map[*mochi.Client]*pubConn
@@ -140,8 +146,8 @@ type pending struct {
 	res    chan error // the writer's verdict; buffered
 }
 
-func newIngestHook(srv *mochi.Server, w *writer, users []User, window int, log *slog.Logger) *ingestHook {
-	return &ingestHook{srv: srv, w: w, users: users, window: max(window, 1), log: log,
+func newIngestHook(srv *mochi.Server, w *writer, emb EmbeddedConfig, window int, log *slog.Logger) *ingestHook {
+	return &ingestHook{srv: srv, w: w, users: emb.Users, allowRemote: emb.AllowUnauthenticatedRemote, window: max(window, 1), log: log,
 		conns: map[*mochi.Client]*pubConn{}}
 }
 
@@ -151,11 +157,19 @@ func (h *ingestHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish, mochi.OnDisconnect}, []byte{b})
 }
 
-// OnConnectAuthenticate accepts everyone when no users are configured,
-// else only a matching username and password (compared in constant time).
+// OnConnectAuthenticate accepts, when no users are configured, clients on
+// this machine (and everyone with allowRemote); else only a matching
+// username and password (compared in constant time). The loopback rule
+// holds here even if a config with a non-loopback address and no users
+// got past Normalize: a refused client gets a CONNACK "not authorized".
 func (h *ingestHook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	if len(h.users) == 0 {
-		return true
+		if h.allowRemote || cl.Net.Inline || access.IsLoopback(cl.Net.Remote) {
+			return true
+		}
+		h.log.Warn("mqtt: refused a client from another host: the embedded broker has no users (mqtt.embedded.users)",
+			"remote", cl.Net.Remote)
+		return false
 	}
 	ok := false
 	for _, u := range h.users {

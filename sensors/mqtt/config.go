@@ -48,6 +48,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kaiten-edge/kaiten/gateway/access"
 	"github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 )
@@ -129,9 +130,14 @@ type EmbeddedConfig struct {
 	// used as given (start fails if it is taken).
 	Addr string `yaml:"addr"`
 	// Users, if set, are the only clients allowed to connect (username and
-	// password); default none, which lets any client connect. Set them
-	// whenever addr is not loopback.
+	// password). Default none: then only clients on this machine
+	// (loopback) may connect, and an addr beyond loopback is refused at
+	// start unless AllowUnauthenticatedRemote is set.
 	Users []User `yaml:"users"`
+	// AllowUnauthenticatedRemote lets any client on the network connect
+	// without credentials when Users is empty (a trusted sensor network
+	// only). Default false.
+	AllowUnauthenticatedRemote bool `yaml:"allow_unauthenticated_remote"`
 }
 
 // User is one entry of mqtt.embedded.users.
@@ -201,6 +207,12 @@ func (c *Config) Normalize(storeID string) error {
 	}
 	if c.Embedded.Addr == "" {
 		c.Embedded.Addr = DefaultEmbeddedAddr
+	}
+	if c.Broker == "" && len(c.Embedded.Users) == 0 && !c.Embedded.AllowUnauthenticatedRemote && !access.LoopbackListen(c.Embedded.Addr) {
+		errs = append(errs, fmt.Errorf("mqtt.embedded.users: %w: the embedded broker listens on %s, beyond loopback, "+
+			"and has no users, so any device on the network could publish into the streams: list users, "+
+			"keep mqtt.embedded.addr on 127.0.0.1, or set mqtt.embedded.allow_unauthenticated_remote: true",
+			access.ErrRemoteUnauthenticated, c.Embedded.Addr))
 	}
 	for i, u := range c.Embedded.Users {
 		if u.Username == "" {

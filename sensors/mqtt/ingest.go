@@ -86,7 +86,7 @@ func Start(cfg Config, storeID string, o Options) (*Ingest, error) {
 	in.w = newWriter(o.Store, rt, cfg.Queue, int64(cfg.QueueBytes), cfg.Batch, log, m)
 	go in.w.run(ctx)
 	if cfg.Broker == "" {
-		in.broker, err = startBroker(cfg.Embedded.Addr, o.Fallback, cfg.Embedded.Users, in.w, log)
+		in.broker, err = startBroker(cfg.Embedded.Addr, o.Fallback, cfg.Embedded, in.w, log)
 		if err != nil {
 			in.w.stop()
 			cancel()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -21,17 +22,36 @@ import (
 // the status board under "analytics".
 func init() {
 	var cfg analytics.Config
+	var demo bool // no queries key: the demo query
 	app.Register(app.Component{
 		Name:  "analytics",
 		Order: 30, // after the sources, before the dashboard (Order 50) reads the board
 		Decode: func(node *yaml.Node) error {
+			cfg = analytics.Config{}
 			if err := config.Decode("analytics", node, &cfg); err != nil {
 				return err
 			}
+			demo = cfg.Queries == nil
 			if tok := os.Getenv("KAITEN_ANALYTICS_TOKEN"); tok != "" {
 				cfg.Token = tok
 			}
 			return cfg.Validate()
+		},
+		Streams: func(declared map[string]bool) ([]app.StreamRef, string) {
+			if cfg.Disabled || cfg.Queries == nil {
+				return nil, ""
+			}
+			refs := queryStreams(*cfg.Queries, demo)
+			if demo {
+				for _, r := range refs {
+					if !declared[r.Stream] {
+						cfg.Queries = &[]analytics.QueryConfig{}
+						return nil, fmt.Sprintf("the demo query %s does not run: stream %q is not in streams (list queries under analytics.queries)",
+							analytics.DemoQueryName, r.Stream)
+					}
+				}
+			}
+			return refs, ""
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			if cfg.Queries == nil { // Decode was not called (no config loading)
@@ -54,9 +74,29 @@ func init() {
 				_ = m.Stop(context.Background())
 				return nil, err
 			}
-			m.Register(env.Mux, cfg.Token)
+			m.Register(env.Mux, cfg.Token, cfg.AllowUnauthenticatedRemote)
 			env.Status.Set(status.AnalyticsEntry, m.BoardStatus)
 			return m.Stop, nil
 		},
 	})
+}
+
+// queryStreams lists the streams each query reads and writes, keyed as
+// in the config. Queries are already validated (defaults filled).
+func queryStreams(qs []analytics.QueryConfig, demo bool) []app.StreamRef {
+	var refs []app.StreamRef
+	for i, q := range qs {
+		key := fmt.Sprintf("analytics.queries[%d]", i)
+		if demo {
+			key = "analytics.queries (the demo query " + q.Name + ")"
+		}
+		check := q
+		if p, err := check.Normalize(key); err == nil {
+			refs = append(refs, app.StreamRef{Key: key + ".sql", Stream: p.Source, Default: demo})
+		}
+		refs = append(refs,
+			app.StreamRef{Key: key + ".output", Stream: q.Output, Default: demo},
+			app.StreamRef{Key: key + ".late_output", Stream: q.LateOutput, Default: demo})
+	}
+	return refs
 }

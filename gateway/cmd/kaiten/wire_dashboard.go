@@ -21,6 +21,7 @@ func init() {
 		Name:  "dashboard",
 		Order: 50, // after sources and deliveries, so their status is on the board
 		Decode: func(node *yaml.Node) error {
+			cfg = dashboard.Config{}
 			if err := config.Decode("dashboard", node, &cfg); err != nil {
 				return err
 			}
@@ -41,6 +42,7 @@ func init() {
 			}
 			s.Handle(env.Mux)
 			s.Start(ctx)
+			env.Announce("Dashboard", "http://"+env.HTTPAddr+"/")
 			return s.Stop, nil
 		},
 	})

@@ -15,7 +15,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"sync"
 
 	"go.yaml.in/yaml/v3"
@@ -72,6 +71,7 @@ func init() {
 			fs.BoolVar(&ingest.noSim, "no-sim", false, "do not run the conveyor-belt simulator")
 		},
 		Decode: func(node *yaml.Node) error {
+			ingest.mqtt = mqtt.Config{} // a second Load (tests, firstboot) starts afresh
 			if err := config.Decode("mqtt", node, &ingest.mqtt); err != nil {
 				return err
 			}
@@ -79,7 +79,29 @@ func init() {
 			if check.Routes != nil { // do not fill defaults into the shared slice
 				check.Routes = append(make([]mqtt.Route, 0, len(check.Routes)), check.Routes...)
 			}
+			// Flags were parsed first: check-config judges what run would start.
+			if ingest.flagBroker != "" {
+				check.Broker = ingest.flagBroker
+			}
+			if ingest.flagAddr != "" {
+				check.Embedded.Addr = ingest.flagAddr
+			}
 			return check.Normalize("check")
+		},
+		Streams: func(map[string]bool) ([]app.StreamRef, string) {
+			routes, def := ingest.mqtt.Routes, ingest.mqtt.Routes == nil
+			if def {
+				routes = mqtt.DefaultRoutes()
+			}
+			dl := ingest.mqtt.DeadLetterStream
+			refs := []app.StreamRef{{Key: "mqtt.deadletter_stream", Stream: dl}}
+			if dl == "" {
+				refs[0] = app.StreamRef{Key: "mqtt.deadletter_stream", Stream: mqtt.DefaultDeadLetterStream, Default: true}
+			}
+			for i, r := range routes {
+				refs = append(refs, app.StreamRef{Key: fmt.Sprintf("mqtt.routes[%d].stream", i), Stream: r.Stream, Default: def})
+			}
+			return refs, ""
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			cfg := ingest.mqtt
@@ -98,7 +120,7 @@ func init() {
 			user, password := in.Credentials()
 			broker.set(in.BrokerURL(), in.Addr() != "", user, password)
 			if in.Addr() != "" {
-				fmt.Fprintf(os.Stdout, "  MQTT broker: tcp://%s (embedded)\n", in.Addr())
+				env.Announce("MQTT broker", "tcp://"+in.Addr()+" (embedded)")
 			}
 			env.Status.Set("mqtt", func() any { return in.Status() })
 			return func(ctx context.Context) error {
@@ -111,10 +133,17 @@ func init() {
 		Name:  "gpio",
 		Order: 10,
 		Decode: func(node *yaml.Node) error {
+			ingest.gpio = gpio.Config{}
 			if err := config.Decode("gpio", node, &ingest.gpio); err != nil {
 				return err
 			}
 			return ingest.gpio.Normalize()
+		},
+		Streams: func(map[string]bool) ([]app.StreamRef, string) {
+			if len(ingest.gpio.Pins) == 0 {
+				return nil, ""
+			}
+			return []app.StreamRef{{Key: "gpio.stream", Stream: ingest.gpio.Stream}}, ""
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			if len(ingest.gpio.Pins) == 0 {
@@ -131,15 +160,32 @@ func init() {
 			}, nil
 		},
 	})
+	// The simulated beams are a demo default when sim.gpio is not set and
+	// no real pins are: they stand down when the gpio stream is not declared.
+	var beamsIdle bool
 	app.Register(app.Component{
 		Name:  "sim",
 		Order: 20,
 		Decode: func(node *yaml.Node) error {
+			ingest.sim, beamsIdle = sim.Config{}, false
 			if err := config.Decode("sim", node, &ingest.sim); err != nil {
 				return err
 			}
 			check := ingest.sim
 			return check.Normalize("check")
+		},
+		Streams: func(declared map[string]bool) ([]app.StreamRef, string) {
+			if g := ingest.sim.GPIO; g != nil {
+				if *g {
+					return []app.StreamRef{{Key: "sim.gpio", Stream: gpio.DefaultStream, Default: true}}, ""
+				}
+				return nil, ""
+			}
+			beamsIdle = len(ingest.gpio.Pins) == 0 && !declared[gpio.DefaultStream]
+			if beamsIdle {
+				return nil, "no simulated beams: stream \"" + gpio.DefaultStream + "\" is not in streams (set sim.gpio to choose)"
+			}
+			return nil, ""
 		},
 		Start: func(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 			cfg := ingest.sim
@@ -161,7 +207,7 @@ func init() {
 			opts := sim.Options{Metrics: env.Metrics, Logger: env.Logger}
 			var beams *gpio.Watcher
 			realPins := len(ingest.gpio.Pins) > 0
-			if (cfg.GPIO == nil && !realPins) || (cfg.GPIO != nil && *cfg.GPIO) {
+			if (cfg.GPIO == nil && !realPins && !beamsIdle) || (cfg.GPIO != nil && *cfg.GPIO) {
 				var err error
 				beams, opts.OnBeam, err = simBeams(cfg.Lanes, realPins, env)
 				if err != nil {

@@ -18,6 +18,7 @@ func init() {
 		Name:  "kinesis",
 		Order: 10,
 		Decode: func(node *yaml.Node) error {
+			cfg = kinesisapi.Config{}
 			if err := config.Decode("kinesis", node, &cfg); err != nil {
 				return err
 			}
@@ -42,6 +43,7 @@ func init() {
 			// wait for them.
 			go func() { <-ctx.Done(); srv.CloseSubscriptions() }()
 			env.Status.Set("kinesis", func() any { return srv.Status() })
+			env.Announce("Kinesis API", "http://"+env.HTTPAddr+"/ (aws --endpoint-url http://"+env.HTTPAddr+" kinesis ...)")
 			env.Logger.Info("kinesis API serving", "endpoint", "http://"+env.HTTPAddr+"/", "auth", srv.Status().Auth)
 			return func(context.Context) error {
 				srv.CloseSubscriptions()

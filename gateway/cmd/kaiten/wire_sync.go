@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"sync"
 
 	"go.yaml.in/yaml/v3"
@@ -24,6 +23,7 @@ import (
 var (
 	syncSection = syncconfig.Default()
 	syncOff     bool
+	syncDemo    = true // no sync section: the demo's plates-archive
 )
 
 func init() {
@@ -34,6 +34,7 @@ func init() {
 			fs.BoolVar(&syncOff, "no-sync", false, "start no delivery stream (overrides the sync section)")
 		},
 		Decode: func(node *yaml.Node) error {
+			syncSection, syncDemo = syncconfig.Default(), true
 			if node == nil {
 				return nil
 			}
@@ -44,11 +45,38 @@ func init() {
 			if err := s.Validate(); err != nil {
 				return err
 			}
-			syncSection = s
+			syncSection, syncDemo = s, false
 			return nil
 		},
-		Start: startSync,
+		Streams: syncStreams,
+		Start:   startSync,
 	})
+}
+
+// syncStreams lists each delivery stream's source and dead-letter stream.
+// The demo's delivery stream stands down when they are not declared.
+func syncStreams(declared map[string]bool) ([]app.StreamRef, string) {
+	if syncOff {
+		return nil, ""
+	}
+	var refs []app.StreamRef
+	for i, d := range syncSection {
+		key := fmt.Sprintf("sync[%d]", i)
+		dl := app.StreamRef{Key: key + ".dead_letter", Stream: d.DeadLetter}
+		if d.DeadLetter == "" {
+			dl.Stream, dl.Default = delivery.DefaultDeadLetter, true
+		}
+		refs = append(refs, app.StreamRef{Key: key + ".stream", Stream: d.Stream}, dl)
+	}
+	if syncDemo {
+		for _, r := range refs {
+			if !declared[r.Stream] {
+				syncSection = nil
+				return nil, fmt.Sprintf("the demo delivery stream plates-archive does not run: stream %q is not in streams (list delivery streams under sync)", r.Stream)
+			}
+		}
+	}
+	return refs, ""
 }
 
 func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
@@ -94,7 +122,7 @@ func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 	}
 	for _, c := range cfgs {
 		if ls, ok := c.Sink.(*localsink.Sink); ok {
-			fmt.Fprintf(os.Stdout, "  Deliveries:  %s (%s from stream %s, every %s)\n", ls.Dir, c.Name, c.Stream, c.BufferInterval)
+			env.Announce("Deliveries", fmt.Sprintf("%s (%s from stream %s, every %s)", ls.Dir, c.Name, c.Stream, c.BufferInterval))
 		}
 	}
 	return func(sctx context.Context) error {

@@ -4,8 +4,10 @@
 package mqtttest
 
 import (
+	"context"
 	"fmt"
 	"net"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,4 +202,41 @@ func Subscriber(t testing.TB, url, clientID, filter string, fn func(paho.Message
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
 	return c
+}
+
+// Dialer opens a client's connection; testutil.NetNS.DialContext is one
+// (a client on another host), nil dials from this machine.
+type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// TryPublish connects once as user (none when empty) through dial, and,
+// if the broker accepts the connection, publishes payload to topic with
+// QoS 1 and waits for the PUBACK. It returns the broker's refusal (e.g.
+// paho's "not Authorized") or nil once the message was acknowledged.
+func TryPublish(url, clientID, user, password string, dial Dialer, topic string, payload []byte) error {
+	o := paho.NewClientOptions().AddBroker(url).SetClientID(clientID).SetCleanSession(true).
+		SetConnectTimeout(5 * time.Second).SetAutoReconnect(false)
+	if user != "" {
+		o.SetUsername(user).SetPassword(password)
+	}
+	if dial != nil {
+		o.SetCustomOpenConnectionFn(func(u *neturl.URL, _ paho.ClientOptions) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return dial(ctx, "tcp", u.Host)
+		})
+	}
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(15 * time.Second) {
+		return fmt.Errorf("connect to %s: timed out", url)
+	}
+	if err := tok.Error(); err != nil {
+		return fmt.Errorf("connect to %s: %w", url, err)
+	}
+	defer c.Disconnect(50)
+	pt := c.Publish(topic, 1, false, payload)
+	if !pt.WaitTimeout(15 * time.Second) {
+		return fmt.Errorf("publish to %s: no PUBACK", topic)
+	}
+	return pt.Error()
 }
