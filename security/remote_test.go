@@ -66,6 +66,9 @@ func hostURL(ns *testutil.NetNS, d *testutil.Daemon) string {
 // and cannot add or stop queries or use the Kinesis API, which programs
 // on the board itself still can.
 func TestPackagedConfigClosedToTheNetwork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten binary: make test runs it")
+	}
 	ns := testutil.NewNetNS(t)
 	cfg := readFile(t, filepath.Join(testutil.RepoRoot(t), "firmware", "package", "kaiten.yaml"))
 	if !strings.Contains(cfg, "addr: 0.0.0.0:8080") {
@@ -127,6 +130,9 @@ func TestPackagedConfigClosedToTheNetwork(t *testing.T) {
 // client with them gets in, one without is refused; the profiler answers
 // only on the board.
 func TestCredentialsAdmitRemoteClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten binary: make test runs it")
+	}
 	ns := testutil.NewNetNS(t)
 	_, mqttPort, _ := net.SplitHostPort(testutil.FreeAddr(t))
 	d := daemonOn(t, "0.0.0.0", fmt.Sprintf(`
@@ -183,6 +189,9 @@ kinesis:
 // users is refused by check-config and by run, naming the key; with the
 // opt-out it passes. The packaged config passes.
 func TestOpenBrokerConfigRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten binary: make test runs it")
+	}
 	bin := testutil.KaitenBinary(t)
 	dir := t.TempDir()
 	write := func(name, body string) string {

@@ -71,9 +71,14 @@ var (
 )
 
 // KaitenBinary builds gateway/cmd/kaiten once per test process and returns
-// the binary's path.
+// the binary's path. Under -short (make test-unit, the fast loop) it fails
+// the test: a test that builds or starts the daemon must skip there, so the
+// fast loop stays fast as tests are added.
 func KaitenBinary(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Fatal("this test builds the kaiten binary: start it with `if testing.Short() { t.Skip(...) }` so make test-unit stays fast")
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "kaiten-bin-")
 		if err != nil {

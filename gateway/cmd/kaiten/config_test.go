@@ -79,6 +79,9 @@ func TestCheckConfigStreamReferences(t *testing.T) {
 // config left out, do not run (and say so once) instead of failing on
 // every retry; the demo delivery stream, whose streams are there, runs.
 func TestDemoDefaultsStandDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten binary: make test runs it")
+	}
 	body := "streams: [{name: plates, shards: 2}, {name: deadletter}]\n"
 	code, out := checkConfig(t, body)
 	if code != 0 || !strings.Contains(out, `note: analytics: the demo query plates_taken_per_minute does not run: stream "plate-stats" is not in streams`) ||

@@ -80,6 +80,9 @@ func TestBadConfigExitsWithTheKey(t *testing.T) {
 // TestRestartAfterKillSaysWhatItRecovered: after a kill -9 the next start
 // logs (INFO) what the store recovered, per stream and in a summary.
 func TestRestartAfterKillSaysWhatItRecovered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the kaiten binary: make test runs it")
+	}
 	dir := t.TempDir()
 	broker := testutil.FreeAddr(t)
 	d := testutil.StartDaemon(t, dir, "--mqtt-addr", broker, "--no-sim")
