@@ -232,18 +232,21 @@ func (s *Store) diskRoom(now time.Time, want int64) error {
 // written before its MANIFEST entry, and Badger deletes such files when it
 // opens. A MANIFEST that cannot be read is left for Badger to report.
 //
-// It also removes the newest memtable or value-log file when it is empty
-// (0 bytes): a kill between Badger creating such a file and sizing it
-// leaves one, it holds no data, and Badger refuses to open a store that
-// has it ("Create a new file").
+// It also removes empty (0-byte) memtable files, and the newest value-log
+// file when it is empty. Badger refuses to open a store that has one
+// ("Create a new file"), and a kill leaves one in two windows: between
+// creating the next file and sizing it, and between truncating a flushed
+// memtable's file and removing it (its records are in a table by then).
+// An empty file holds no data; a memtable that lost acknowledged records
+// is still reported, by the high-water check. An older empty value-log
+// file is left to Badger: it may be damage to records the keys still
+// point to.
 func preflight(dir string, log *slog.Logger) error {
-	for _, ext := range []string{".mem", ".vlog"} {
-		if p := emptyNewest(dir, ext); p != "" {
-			if err := os.Remove(p); err != nil {
-				return fmt.Errorf("stream: remove the empty %s left by an interrupted start of a new file: %w", filepath.Base(p), err)
-			}
-			log.Info("removed an empty file left by a crash while Badger started it; it held no data", "file", filepath.Base(p))
+	for _, p := range emptyLogs(dir) {
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("stream: remove the empty %s a crash left: %w", filepath.Base(p), err)
 		}
+		log.Info("store: removed an empty file a crash left while Badger created or deleted it; it held no data", "file", filepath.Base(p))
 	}
 	ids, err := manifestTables(dir)
 	if err != nil {
@@ -258,21 +261,33 @@ func preflight(dir string, log *slog.Logger) error {
 	return nil
 }
 
-// emptyNewest returns the path of the file with the highest number and the
-// extension ext in dir if it is empty, else "".
-func emptyNewest(dir, ext string) string {
-	paths, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+// emptyLogs lists the empty memtable files in dir, and the newest
+// value-log file if it is empty.
+func emptyLogs(dir string) []string {
+	var out []string
+	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	for _, p := range mems {
+		if empty(p) {
+			out = append(out, p)
+		}
+	}
+	vlogs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
 	newest, best := "", int64(-1)
-	for _, p := range paths {
-		n, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(p), ext), 10, 64)
+	for _, p := range vlogs {
+		n, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(p), ".vlog"), 10, 64)
 		if err == nil && n > best {
 			newest, best = p, n
 		}
 	}
-	if fi, err := os.Stat(newest); err != nil || fi.Size() != 0 {
-		return ""
+	if newest != "" && empty(newest) {
+		out = append(out, newest)
 	}
-	return newest
+	return out
+}
+
+func empty(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0
 }
 
 // manifestTables lists the ids of the tables Badger's MANIFEST in dir

@@ -114,3 +114,59 @@ func TestPreflightRemovesEmptyNewestLogFile(t *testing.T) {
 		})
 	}
 }
+
+// Badger deletes a flushed memtable's file by truncating it, then removing
+// it; a kill in between leaves an empty file older than the live one. The
+// store opens from such a copy with every record.
+func TestPreflightRemovesEmptyFlushedMemtable(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, "guard", 1)
+	entries := make([]Entry, 100)
+	for i := range entries {
+		entries[i] = Entry{PartitionKey: fmt.Sprint(i), Data: []byte(fmt.Sprint("r", i))}
+	}
+	if _, err := s.PutBatch(context.Background(), "guard", entries); err != nil {
+		t.Fatal(err)
+	}
+	// What a kill leaves: the files as the page cache has them, with the
+	// live memtable's file among them.
+	killed := t.TempDir()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(killed, e.Name()), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(e.Name(), ".mem") {
+			live++
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if live == 0 {
+		t.Fatal("the open store has no memtable file to copy")
+	}
+	if err := os.WriteFile(filepath.Join(killed, "00000.mem"), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Options{Dir: killed, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatalf("open with an empty flushed memtable file beside the live one: %v", err)
+	}
+	defer s.Close()
+	if got := len(readAll(t, s, "guard", "shardId-000000000000")); got != 100 {
+		t.Fatalf("read %d records, want 100", got)
+	}
+}
