@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -232,15 +230,14 @@ func (s *Store) diskRoom(now time.Time, want int64) error {
 // written before its MANIFEST entry, and Badger deletes such files when it
 // opens. A MANIFEST that cannot be read is left for Badger to report.
 //
-// It also removes empty (0-byte) memtable files, and the newest value-log
-// file when it is empty. Badger refuses to open a store that has one
-// ("Create a new file"), and a kill leaves one in two windows: between
-// creating the next file and sizing it, and between truncating a flushed
-// memtable's file and removing it (its records are in a table by then).
-// An empty file holds no data; a memtable that lost acknowledged records
-// is still reported, by the high-water check. An older empty value-log
-// file is left to Badger: it may be damage to records the keys still
-// point to.
+// It also removes empty (0-byte) memtable and value-log files: Badger
+// refuses to open a store that has one ("Create a new file"), and a kill
+// leaves one in two windows: between creating the next file and sizing
+// it, and between truncating a file it is done with (a flushed memtable, a
+// value-log file that garbage collection rewrote) and removing it. An
+// empty file holds no data; records a damaged file lost are still
+// reported, by the high-water check and the read of each shard's newest
+// records.
 func preflight(dir string, log *slog.Logger) error {
 	for _, p := range emptyLogs(dir) {
 		if err := os.Remove(p); err != nil {
@@ -261,26 +258,16 @@ func preflight(dir string, log *slog.Logger) error {
 	return nil
 }
 
-// emptyLogs lists the empty memtable files in dir, and the newest
-// value-log file if it is empty.
+// emptyLogs lists the empty memtable and value-log files in dir.
 func emptyLogs(dir string) []string {
 	var out []string
-	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
-	for _, p := range mems {
-		if empty(p) {
-			out = append(out, p)
+	for _, ext := range []string{".mem", ".vlog"} {
+		paths, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+		for _, p := range paths {
+			if empty(p) {
+				out = append(out, p)
+			}
 		}
-	}
-	vlogs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	newest, best := "", int64(-1)
-	for _, p := range vlogs {
-		n, err := strconv.ParseInt(strings.TrimSuffix(filepath.Base(p), ".vlog"), 10, 64)
-		if err == nil && n > best {
-			newest, best = p, n
-		}
-	}
-	if newest != "" && empty(newest) {
-		out = append(out, newest)
 	}
 	return out
 }

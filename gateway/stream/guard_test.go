@@ -83,29 +83,37 @@ func TestPreflightRefusesReferencedTableCutShort(t *testing.T) {
 }
 
 // A kill between Badger creating its next memtable or value-log file and
-// sizing it leaves the newest such file empty; the store still opens, with
-// every record, and the empty file is gone.
-func TestPreflightRemovesEmptyNewestLogFile(t *testing.T) {
+// sizing it leaves the newest such file empty, and one between truncating
+// a value-log file that garbage collection rewrote and removing it leaves
+// an older one empty; the store still opens, with every record.
+func TestPreflightRemovesEmptyLogFiles(t *testing.T) {
 	// Badger names memtables with 5 digits and value-log files with 6.
-	for ext, format := range map[string]string{".mem": "%05d.mem", ".vlog": "%06d.vlog"} {
-		t.Run(ext, func(t *testing.T) {
+	for name, c := range map[string]struct {
+		glob, format string
+		fid          func(newest int64) int64
+	}{
+		"newest memtable": {"*.mem", "%05d.mem", func(n int64) int64 { return n + 1 }},
+		"newest vlog":     {"*.vlog", "%06d.vlog", func(n int64) int64 { return n + 1 }},
+		"older vlog":      {"*.vlog", "%06d.vlog", func(n int64) int64 { return 0 }},
+	} {
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			fillAndClose(t, dir)
 			newest := int64(0)
-			paths, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+			paths, _ := filepath.Glob(filepath.Join(dir, c.glob))
 			for _, p := range paths {
 				var n int64
-				if _, err := fmt.Sscanf(filepath.Base(p), "%d"+ext, &n); err == nil && n > newest {
+				if _, err := fmt.Sscanf(filepath.Base(p), "%d", &n); err == nil && n > newest {
 					newest = n
 				}
 			}
-			stray := filepath.Join(dir, fmt.Sprintf(format, newest+1))
+			stray := filepath.Join(dir, fmt.Sprintf(c.format, c.fid(newest)))
 			if err := os.WriteFile(stray, nil, 0o640); err != nil {
 				t.Fatal(err)
 			}
 			s, err := Open(Options{Dir: dir, MemTableSize: 1 << 20})
 			if err != nil {
-				t.Fatalf("open with an empty newest %s file: %v", ext, err)
+				t.Fatalf("open with an empty %s: %v", filepath.Base(stray), err)
 			}
 			defer s.Close()
 			if got := len(readAll(t, s, "guard", "shardId-000000000000")); got != 6000 {
