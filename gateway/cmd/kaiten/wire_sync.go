@@ -14,7 +14,7 @@ import (
 	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	syncconfig "github.com/kaiten-edge/kaiten/sync/config"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
-	_ "github.com/kaiten-edge/kaiten/sync/destinations" // registers s3, http_endpoint, kinesis, local
+	_ "github.com/kaiten-edge/kaiten/sync/destinations" // registers s3, http_endpoint, kinesis, local, postgres
 	"github.com/kaiten-edge/kaiten/sync/localsink"
 )
 
