@@ -73,8 +73,14 @@ func newSink(t *testing.T, srv *pgtest.Server, db, table string, cols []pgsink.C
 // column, bigserial).
 func rowsOf(t testing.TB, srv *pgtest.Server, db, table, col string) []string {
 	t.Helper()
+	return query(t, srv, db, fmt.Sprintf("SELECT %s FROM %s ORDER BY id", col, table))
+}
+
+// query returns the first column of a query's rows as text.
+func query(t testing.TB, srv *pgtest.Server, db, sql string) []string {
+	t.Helper()
 	c := srv.Connect(t, db)
-	rows, err := c.Query(context.Background(), fmt.Sprintf("SELECT %s FROM %s ORDER BY id", col, table))
+	rows, err := c.Query(context.Background(), sql)
 	if err != nil {
 		t.Fatal(err)
 	}
