@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -142,9 +143,9 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(s.bin, name), args...)
 	cmd.Dir = s.dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	// Its own process group, so that Pause reaches the backends too; and if
-	// the test binary dies, the postmaster goes with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: s.cred}
+	// If the test binary dies, the postmaster goes with it (and its
+	// backends end when they see it gone).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: s.cred}
 	return cmd
 }
 
@@ -249,19 +250,59 @@ func (s *Server) Connect(t testing.TB, database string) *pgx.Conn {
 	return c
 }
 
-// Pause freezes the postmaster and every backend (SIGSTOP to the process
-// group): connections hang, as on a dead link.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
-
-// Resume undoes Pause.
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
-
-func (s *Server) signal(sig syscall.Signal) {
+// Pause freezes the postmaster, then every process it started (backends
+// and workers, each in a session of its own, so a process group does not
+// reach them): connections hang, as on a dead link. A frozen postmaster
+// starts no new ones.
+func (s *Server) Pause() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
-		_ = syscall.Kill(-s.cmd.Process.Pid, sig)
+	if s.cmd == nil {
+		return
 	}
+	_ = s.cmd.Process.Signal(syscall.SIGSTOP)
+	for _, pid := range children(s.cmd.Process.Pid) {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+}
+
+// Resume undoes Pause: the children first, then the postmaster.
+func (s *Server) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	for _, pid := range children(s.cmd.Process.Pid) {
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT)
+}
+
+// children lists the processes whose parent is pid, from /proc.
+func children(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, p := range stats {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after
+		// the last ')'.
+		i := bytes.LastIndexByte(raw, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(raw[i+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
+			continue
+		}
+		if child, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 // Stop shuts the server down (fast shutdown, then SIGKILL to the group
@@ -273,12 +314,15 @@ func (s *Server) Stop() {
 	if cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGCONT)
+	s.Resume()
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		for _, pid := range children(cmd.Process.Pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		_ = cmd.Process.Kill()
 		<-done
 	}
 	s.mu.Lock()
