@@ -80,6 +80,15 @@ func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 		}
 		return out
 	})
+	env.Status.SetHealth("sync", func() []string {
+		var out []string
+		for _, ds := range streams {
+			if d := ds.Status().Degraded; d != "" {
+				out = append(out, ds.Name()+": "+d)
+			}
+		}
+		return out
+	})
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, ds := range streams {
