@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,50 +46,111 @@ func newColumns(cols []Column) []column {
 	return out
 }
 
-// convert turns a record into a row of values in the columns' order, or
-// says why it cannot.
-func convert(cols []column, r *sink.Record) ([]any, error) {
-	row := make([]any, len(cols))
-	var obj map[string]json.RawMessage
-	parsed := false
-	for i, c := range cols {
-		var v any
-		var err error
-		if c.path == nil {
-			v, err = convertSelf(c, r)
-		} else {
-			if !parsed {
-				parsed = true
-				if err := json.Unmarshal(r.Data, &obj); err != nil {
-					return nil, fmt.Errorf("record is not a JSON object: %v", err)
-				}
-			}
-			v, err = convertJSON(c, lookup(obj, c.path))
-		}
-		if err != nil {
-			return nil, fmt.Errorf("column %s (from %s): %w", c.Name, c.From, err)
-		}
-		row[i] = v
-	}
-	return row, nil
+// converter turns records into rows for a batch's columns. It keeps
+// scratch space between records: one per batch, not for concurrent use.
+type converter struct {
+	cols []column
+	// top lists the distinct first path segments the columns read; topOf
+	// is each column's index into it (-1 for the record's own fields).
+	top   []string
+	topOf []int
+	raws  [][]byte
+	seen  []bool
 }
 
-// lookup follows path into obj; nil when a segment is missing or not an
-// object.
-func lookup(obj map[string]json.RawMessage, path []string) json.RawMessage {
-	raw, ok := obj[path[0]]
-	if !ok {
-		return nil
+func newConverter(cols []column) *converter {
+	cv := &converter{cols: cols, topOf: make([]int, len(cols))}
+	for i, c := range cols {
+		cv.topOf[i] = -1
+		if c.path == nil {
+			continue
+		}
+		k := slices.Index(cv.top, c.path[0])
+		if k < 0 {
+			k = len(cv.top)
+			cv.top = append(cv.top, c.path[0])
+		}
+		cv.topOf[i] = k
 	}
-	if len(path) == 1 {
-		return raw
-	}
-	var next map[string]json.RawMessage
-	if json.Unmarshal(raw, &next) != nil {
-		return nil
-	}
-	return lookup(next, path[1:])
+	cv.raws = make([][]byte, len(cv.top))
+	cv.seen = make([]bool, len(cv.top))
+	return cv
 }
+
+// row converts r into dst (one value per column), or says why it cannot.
+func (cv *converter) row(r *sink.Record, dst []any) error {
+	if len(cv.top) > 0 {
+		clear(cv.seen)
+		err := members(r.Data, cv.top, func(k int, raw []byte) { cv.raws[k], cv.seen[k] = raw, true })
+		if err != nil {
+			return fmt.Errorf("record is %w", err)
+		}
+	}
+	for i, c := range cv.cols {
+		var v any
+		var err error
+		if k := cv.topOf[i]; k < 0 {
+			v, err = convertSelf(c, r)
+		} else {
+			var raw []byte
+			if cv.seen[k] {
+				raw, err = lookup(cv.raws[k], c.path[1:])
+			}
+			if err == nil {
+				v, err = convertJSON(c, raw)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("column %s (from %s): %w", c.Name, c.From, err)
+		}
+		dst[i] = v
+	}
+	return nil
+}
+
+// lookup follows path into the JSON value raw; nil when a segment is
+// missing or raw is not an object there.
+func lookup(raw []byte, path []string) ([]byte, error) {
+	for _, seg := range path {
+		if len(raw) == 0 || raw[0] != '{' {
+			return nil, nil
+		}
+		var next []byte
+		if err := members(raw, []string{seg}, func(_ int, v []byte) { next = v }); err != nil {
+			return nil, fmt.Errorf("at %s: %w", seg, err)
+		}
+		raw = next
+	}
+	return raw, nil
+}
+
+// rowSource feeds a batch's records to CopyFrom, converting each as it
+// goes: a record that does not convert is noted in failed and skipped.
+// CopyFrom encodes a row before it asks for the next, so one row slice
+// serves them all.
+type rowSource struct {
+	cv     *converter
+	recs   []sink.Record
+	next   int
+	row    []any
+	failed map[int]sink.RecordError
+}
+
+func (s *rowSource) Next() bool {
+	for s.next < len(s.recs) {
+		i := s.next
+		s.next++
+		if err := s.cv.row(&s.recs[i], s.row); err != nil {
+			s.failed[i] = sink.RecordError{Code: CodeInvalidRecord, Message: err.Error()}
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+func (s *rowSource) Values() ([]any, error) { return s.row, nil }
+func (s *rowSource) Err() error             { return nil }
 
 func convertSelf(c column, r *sink.Record) (any, error) {
 	switch c.From {
@@ -134,7 +196,6 @@ func (c column) text(s string) (any, error) {
 }
 
 func convertJSON(c column, raw json.RawMessage) (any, error) {
-	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		if c.Nullable {
 			return nil, nil
@@ -150,8 +211,8 @@ func convertJSON(c column, raw json.RawMessage) (any, error) {
 		if kind != "string" {
 			return nil, fmt.Errorf("a JSON %s, want a string", kind)
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, err := jsonString(raw)
+		if err != nil {
 			return nil, err
 		}
 		return c.text(s)
@@ -181,15 +242,18 @@ func convertJSON(c column, raw json.RawMessage) (any, error) {
 		}
 		return f, nil
 	case TypeBoolean:
-		if kind != "boolean" {
-			return nil, fmt.Errorf("a JSON %s, want true or false", kind)
+		switch string(raw) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
 		}
-		return string(raw) == "true", nil
+		return nil, fmt.Errorf("a JSON %s, want true or false", kind)
 	case TypeTimestamp:
 		switch kind {
 		case "string":
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
+			s, err := jsonString(raw)
+			if err != nil {
 				return nil, err
 			}
 			t, err := time.Parse(time.RFC3339Nano, s)
@@ -206,9 +270,30 @@ func convertJSON(c column, raw json.RawMessage) (any, error) {
 		}
 		return nil, fmt.Errorf("a JSON %s, want an RFC 3339 string or Unix milliseconds", kind)
 	case TypeJSONB:
-		return raw, nil
+		if !json.Valid(raw) {
+			return nil, fmt.Errorf("not valid JSON")
+		}
+		return json.RawMessage(raw), nil
 	}
 	return nil, fmt.Errorf("unknown type %s", c.Type)
+}
+
+// jsonString decodes a JSON string; without escapes, by slicing.
+func jsonString(raw []byte) (string, error) {
+	if len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		inner := raw[1 : len(raw)-1]
+		for _, c := range inner {
+			if c < 0x20 || c == '"' {
+				return "", fmt.Errorf("not a valid JSON string")
+			}
+		}
+		return string(inner), nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("not a valid JSON string: %v", err)
+	}
+	return s, nil
 }
 
 func jsonKind(raw json.RawMessage) string {
@@ -223,6 +308,11 @@ func jsonKind(raw json.RawMessage) string {
 		return "boolean"
 	case 'n':
 		return "null"
+	}
+	for _, c := range raw {
+		if !(c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
+			return "invalid value"
+		}
 	}
 	return "number"
 }

@@ -248,22 +248,11 @@ func (s *Sink) Deliver(ctx context.Context, b *sink.Batch) error {
 		cols = s.cols
 		s.mu.Unlock()
 	}
-	failed := map[int]sink.RecordError{}
-	rows := make([][]any, 0, len(b.Records))
-	idx := make([]int, 0, len(b.Records)) // rows[i] is b.Records[idx[i]]
-	for i := range b.Records {
-		row, err := convert(cols, &b.Records[i])
-		if err != nil {
-			failed[i] = sink.RecordError{Code: CodeInvalidRecord, Message: err.Error()}
-			continue
-		}
-		rows = append(rows, row)
-		idx = append(idx, i)
-	}
-	done, err := s.load(ctx, b, cols, rows, idx, failed, false)
+	cv := newConverter(cols)
+	done, err := s.load(ctx, b, cv, false)
 	if err != nil && errors.Is(err, sink.ErrPermanent) {
 		s.log.Warn("copy refused; loading the batch row by row to find the refused rows", "batch", b.ID, "err", err)
-		done, err = s.load(ctx, b, cols, rows, idx, failed, true)
+		done, err = s.load(ctx, b, cv, true)
 	}
 	if err != nil {
 		if isCode(err, "42P01", "42703") { // the table or a column went away
@@ -281,9 +270,9 @@ func (s *Sink) Deliver(ctx context.Context, b *sink.Batch) error {
 
 // load runs the batch's transaction: the ledger lookup, the copy (or, by
 // rows, an insert per row under a savepoint) and the ledger insert. It
-// returns the records that went to the error output, as the ledger keeps
-// them.
-func (s *Sink) load(ctx context.Context, b *sink.Batch, cols []column, rows [][]any, idx []int, failed map[int]sink.RecordError, byRow bool) (map[int]sink.RecordError, error) {
+// returns the records that go to the error output (by index into
+// b.Records), as the ledger keeps them.
+func (s *Sink) load(ctx context.Context, b *sink.Batch, cv *converter, byRow bool) (map[int]sink.RecordError, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, classify(fmt.Errorf("pgsink: begin: %w", err))
@@ -292,34 +281,24 @@ func (s *Sink) load(ctx context.Context, b *sink.Batch, cols []column, rows [][]
 	if prev, ok, err := s.lookupLedger(ctx, tx, b.ID); err != nil || ok {
 		return prev, err
 	}
-	names := make([]string, len(cols))
-	for i, c := range cols {
+	names := make([]string, len(cv.cols))
+	for i, c := range cv.cols {
 		names[i] = c.Name
 	}
-	out := failed
-	n := len(rows)
+	failed := map[int]sink.RecordError{}
+	var n int64
 	if !byRow {
-		if _, err := tx.CopyFrom(ctx, s.table, names, pgx.CopyFromRows(rows)); err != nil {
+		src := &rowSource{cv: cv, recs: b.Records, row: make([]any, len(cv.cols)), failed: failed}
+		if n, err = tx.CopyFrom(ctx, s.table, names, src); err != nil {
 			return nil, classify(fmt.Errorf("pgsink: copy into %s: %w", s.cfg.Table, err))
 		}
-	} else {
-		out = make(map[int]sink.RecordError, len(failed))
-		for i, e := range failed {
-			out[i] = e
-		}
-		refused, err := s.insertRows(ctx, tx, names, rows)
-		if err != nil {
-			return nil, err
-		}
-		for i, e := range refused {
-			out[idx[i]] = e
-		}
-		n -= len(refused)
+	} else if n, err = s.insertRows(ctx, tx, cv, names, b.Records, failed); err != nil {
+		return nil, err
 	}
 	var failedJSON []byte
-	if len(out) > 0 {
-		m := make(map[string]sink.RecordError, len(out))
-		for i, e := range out {
+	if len(failed) > 0 {
+		m := make(map[string]sink.RecordError, len(failed))
+		for i, e := range failed {
 			m[strconv.Itoa(i)] = e
 		}
 		failedJSON, _ = json.Marshal(m)
@@ -341,13 +320,14 @@ func (s *Sink) load(ctx context.Context, b *sink.Batch, cols []column, rows [][]
 		// if it committed.
 		return nil, classify(fmt.Errorf("pgsink: commit: %w", err))
 	}
-	return out, nil
+	return failed, nil
 }
 
-// insertRows inserts each row under its own savepoint and returns the rows
-// the server refused for good (by index into rows). A transient error ends
-// the whole attempt.
-func (s *Sink) insertRows(ctx context.Context, tx pgx.Tx, names []string, rows [][]any) (map[int]sink.RecordError, error) {
+// insertRows converts and inserts each record under its own savepoint,
+// noting in failed the records that do not convert or that the server
+// refuses for good, and returns how many rows it inserted. A transient
+// error ends the whole attempt.
+func (s *Sink) insertRows(ctx context.Context, tx pgx.Tx, cv *converter, names []string, recs []sink.Record, failed map[int]sink.RecordError) (int64, error) {
 	quoted := make([]string, len(names))
 	params := make([]string, len(names))
 	for i, n := range names {
@@ -355,28 +335,34 @@ func (s *Sink) insertRows(ctx context.Context, tx pgx.Tx, names []string, rows [
 		params[i] = "$" + strconv.Itoa(i+1)
 	}
 	insert := "INSERT INTO " + s.table.Sanitize() + " (" + strings.Join(quoted, ", ") + ") VALUES (" + strings.Join(params, ", ") + ")"
-	refused := map[int]sink.RecordError{}
-	for i, row := range rows {
+	var n int64
+	row := make([]any, len(names))
+	for i := range recs {
+		if err := cv.row(&recs[i], row); err != nil {
+			failed[i] = sink.RecordError{Code: CodeInvalidRecord, Message: err.Error()}
+			continue
+		}
 		if _, err := tx.Exec(ctx, "SAVEPOINT kaiten_row"); err != nil {
-			return nil, classify(fmt.Errorf("pgsink: savepoint: %w", err))
+			return 0, classify(fmt.Errorf("pgsink: savepoint: %w", err))
 		}
 		_, err := tx.Exec(ctx, insert, row...)
 		if err == nil {
 			if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT kaiten_row"); err != nil {
-				return nil, classify(fmt.Errorf("pgsink: release savepoint: %w", err))
+				return 0, classify(fmt.Errorf("pgsink: release savepoint: %w", err))
 			}
+			n++
 			continue
 		}
 		err = classify(fmt.Errorf("pgsink: insert into %s: %w", s.cfg.Table, err))
 		if !errors.Is(err, sink.ErrPermanent) {
-			return nil, err
+			return 0, err
 		}
-		refused[i] = sink.RecordError{Code: "Permanent", Message: err.Error()}
+		failed[i] = sink.RecordError{Code: "Permanent", Message: err.Error()}
 		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT kaiten_row"); err != nil {
-			return nil, classify(fmt.Errorf("pgsink: rollback to savepoint: %w", err))
+			return 0, classify(fmt.Errorf("pgsink: rollback to savepoint: %w", err))
 		}
 	}
-	return refused, nil
+	return n, nil
 }
 
 // lookupLedger reports whether id is in the ledger, and the records that
