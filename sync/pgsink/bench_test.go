@@ -15,7 +15,6 @@ import (
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
-	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
 	"github.com/kaiten-edge/kaiten/sync/internal/pgtest"
 	"github.com/kaiten-edge/kaiten/sync/pgsink"
@@ -111,12 +110,15 @@ func TestBenchReport(t *testing.T) {
 	done := make(chan struct{})
 	start := time.Now()
 	go func() { defer close(done); _ = ds.Run(rctx) }()
-	testutil.WaitFor(t, 30*time.Minute, func() error {
-		if got := ds.Status().DeliveredRecords; got < int64(n) {
-			return fmt.Errorf("%d of %d delivered", got, n)
+	// A fine tick: testutil.WaitFor's backs off to 200 ms, too coarse
+	// for a drain of about a second.
+	deadline := time.Now().Add(30 * time.Minute)
+	for ds.Status().DeliveredRecords < int64(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d delivered after 30 minutes", ds.Status().DeliveredRecords, n)
 		}
-		return nil
-	})
+		time.Sleep(2 * time.Millisecond)
+	}
 	kaiten := time.Since(start)
 	batches := ds.Status().DeliveredBatches
 	cancel()
