@@ -15,13 +15,7 @@ import (
 
 // pgConfig is a gateway config delivering the e2e stream to table.
 func pgConfig(t *testing.T, srv *pgtest.Server, db, table string) string {
-	return writeConfig(t, t.TempDir(), baseStreams+fmt.Sprintf(`
-sync:
-  - name: e2e-postgres
-    stream: e2e
-    buffer: {interval: 1s}
-    retry: {initial: 100ms, max: 1s}
-    postgres:
+	return deliveryConfig(t, "e2e-postgres", fmt.Sprintf(`    postgres:
       connection: {host: %s, port: %d, database: %s, user: %s, password_file: %s, sslmode: disable}
       table: %s
       timeout: 2s
@@ -102,28 +96,10 @@ func TestOfflinePostgres(t *testing.T) {
 	f, gw := outage(t, cfg, "e2e-postgres", srv.Pause, srv.Resume)
 	// One unit: every row in insertion order. Within a key the rows must
 	// follow put order, and check counts any row held twice.
-	c := srv.Connect(t, db)
-	rows, err := c.Query(context.Background(), "SELECT line FROM plates ORDER BY id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []string
-	for rows.Next() {
-		var l string
-		if err := rows.Scan(&l); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, l)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	all := srv.Strings(t, db, "SELECT line FROM plates ORDER BY id")
 	check(t, f, [][]string{all}, false)
-	var batches int
-	if err := c.QueryRow(context.Background(), "SELECT count(*) FROM kaiten_batches WHERE delivery_stream = 'e2e-postgres'").Scan(&batches); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d rows in %d ledgered batches", len(all), batches)
+	batches := srv.Strings(t, db, "SELECT count(*)::text FROM kaiten_batches WHERE delivery_stream = 'e2e-postgres'")
+	t.Logf("%d rows in %s ledgered batches", len(all), batches[0])
 	if err := gw.Stop(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}

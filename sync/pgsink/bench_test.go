@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
 	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
+	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
 	"github.com/kaiten-edge/kaiten/sync/internal/pgtest"
 	"github.com/kaiten-edge/kaiten/sync/pgsink"
@@ -28,13 +28,7 @@ import (
 // into a twin table of the same server in the same run.
 // KAITEN_BENCH_RECORDS overrides N (default 500,000).
 func TestBenchReport(t *testing.T) {
-	if os.Getenv("KAITEN_BENCH") != "1" {
-		t.Skip("benchmark report: make bench (KAITEN_BENCH=1)")
-	}
-	n := 500_000
-	if v, err := strconv.Atoi(os.Getenv("KAITEN_BENCH_RECORDS")); err == nil && v > 0 {
-		n = v
-	}
+	n := testutil.BenchRecords(t, 500_000)
 	const shards = 4
 	srv := pgtest.Start(t)
 	db := srv.CreateDatabase(t)

@@ -1,7 +1,6 @@
 package pgsink_test
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -79,24 +78,7 @@ func rowsOf(t testing.TB, srv *pgtest.Server, db, table, col string) []string {
 // query returns the first column of a query's rows as text.
 func query(t testing.TB, srv *pgtest.Server, db, sql string) []string {
 	t.Helper()
-	c := srv.Connect(t, db)
-	rows, err := c.Query(context.Background(), sql)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return srv.Strings(t, db, sql)
 }
 
 // TestConformance runs the shared sink contract against a real

@@ -49,9 +49,7 @@ type Server struct {
 	dir  string
 	cred *syscall.Credential
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  bytes.Buffer
+	proc *testutil.Proc // nil once stopped
 	dbs  int
 }
 
@@ -87,9 +85,9 @@ func Start(t testing.TB) *Server {
 	s.Port, _ = strconv.Atoi(port)
 	s.start()
 	t.Cleanup(func() {
-		s.Stop()
+		log := s.Stop()
 		if t.Failed() {
-			t.Logf("postgres log:\n%s", s.logString())
+			t.Logf("postgres log:\n%s", log)
 		}
 	})
 	return s
@@ -162,23 +160,7 @@ func (s *Server) start() {
 	cmd := s.command("postgres", "-D", filepath.Join(s.dir, "data"), "-p", strconv.Itoa(s.Port),
 		"-c", "listen_addresses="+s.Host, "-c", "unix_socket_directories="+s.dir,
 		"-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=50")
-	s.mu.Lock()
-	cmd.Stdout, cmd.Stderr = &lockedWriter{s}, &lockedWriter{s}
-	s.mu.Unlock()
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start postgres: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
-	testutil.WaitFor(s.t, 60*time.Second, func() error {
-		select {
-		case <-done:
-			return fmt.Errorf("postgres exited: %s", s.logString())
-		default:
-		}
+	proc := testutil.StartProc(s.t, "postgres", cmd, 60*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		c, err := pgx.Connect(ctx, s.DSN("postgres"))
@@ -187,23 +169,9 @@ func (s *Server) start() {
 		}
 		return c.Close(ctx)
 	})
-}
-
-type lockedWriter struct{ s *Server }
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
-	if w.s.log.Len() < 1<<20 {
-		w.s.log.Write(p)
-	}
-	return len(p), nil
-}
-
-func (s *Server) logString() string {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
+	s.proc = proc
+	s.mu.Unlock()
 }
 
 // DSN is a connection string for database on this server.
@@ -227,14 +195,26 @@ func (s *Server) Exec(t testing.TB, database, sql string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, s.DSN(database))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, sql, args...); err != nil {
+	if _, err := s.Connect(t, database).Exec(ctx, sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
+}
+
+// Strings runs a query in database and returns its rows' first column,
+// which must be text.
+func (s *Server) Strings(t testing.TB, database, sql string, args ...any) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := s.Connect(t, database).Query(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return out
 }
 
 // Connect opens a connection to database, closed at test cleanup.
@@ -254,29 +234,29 @@ func (s *Server) Connect(t testing.TB, database string) *pgx.Conn {
 // and workers, each in a session of its own, so a process group does not
 // reach them): connections hang, as on a dead link. A frozen postmaster
 // starts no new ones.
-func (s *Server) Pause() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGSTOP)
-	for _, pid := range children(s.cmd.Process.Pid) {
-		_ = syscall.Kill(pid, syscall.SIGSTOP)
-	}
-}
+func (s *Server) Pause() { s.signalAll(syscall.SIGSTOP, true) }
 
 // Resume undoes Pause: the children first, then the postmaster.
-func (s *Server) Resume() {
+func (s *Server) Resume() { s.signalAll(syscall.SIGCONT, false) }
+
+// signalAll sends sig to the postmaster and its children, the postmaster
+// first or last.
+func (s *Server) signalAll(sig syscall.Signal, postmasterFirst bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return
 	}
-	for _, pid := range children(s.cmd.Process.Pid) {
-		_ = syscall.Kill(pid, syscall.SIGCONT)
+	pm := s.proc.Cmd.Process
+	if postmasterFirst {
+		_ = pm.Signal(sig)
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGCONT)
+	for _, pid := range children(pm.Pid) {
+		_ = syscall.Kill(pid, sig)
+	}
+	if !postmasterFirst {
+		_ = pm.Signal(sig)
+	}
 }
 
 // children lists the processes whose parent is pid, from /proc.
@@ -305,27 +285,26 @@ func children(pid int) []int {
 	return out
 }
 
-// Stop shuts the server down (fast shutdown, then SIGKILL to the group
-// after 10 s) and waits.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
+// Stop shuts the server down (fast shutdown; SIGKILL to it and its
+// children if it has not ended after 10 s), waits, and returns its log.
+func (s *Server) Stop() string {
 	s.Resume()
-	_ = cmd.Process.Signal(syscall.SIGINT)
+	s.mu.Lock()
+	proc := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if proc == nil {
+		return ""
+	}
+	_ = proc.Cmd.Process.Signal(syscall.SIGINT)
 	select {
-	case <-done:
+	case <-proc.Exited():
 	case <-time.After(10 * time.Second):
-		for _, pid := range children(cmd.Process.Pid) {
+		for _, pid := range children(proc.Cmd.Process.Pid) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-		_ = cmd.Process.Kill()
-		<-done
+		_ = proc.Cmd.Process.Kill()
+		<-proc.Exited()
 	}
-	s.mu.Lock()
-	s.cmd = nil
-	s.mu.Unlock()
+	return proc.Log()
 }
