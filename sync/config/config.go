@@ -136,7 +136,7 @@ func (d Spec) Build(dataDir string, base *delivery.Config) (delivery.Config, err
 		return c, err
 	}
 	key, _ := d.destinationKey()
-	s, err := dest.Build(Env{DataDir: dataDir})
+	s, err := dest.Build(Env{DataDir: dataDir, Logger: c.Logger})
 	if err != nil {
 		return c, fmt.Errorf("%s.%w", key, err)
 	}

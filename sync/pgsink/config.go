@@ -276,7 +276,14 @@ func (c *Config) Build(env config.Env) (sink.Sink, error) {
 		password, _, _ = strings.Cut(string(raw), "\n")
 		password = strings.TrimSuffix(password, "\r")
 	}
-	return New(*c, password)
+	s, err := New(*c, password)
+	if err != nil {
+		return nil, err
+	}
+	if env.Logger != nil {
+		s.SetLogger(env.Logger)
+	}
+	return s, nil
 }
 
 //go:embed sample.yaml
