@@ -12,6 +12,8 @@ import (
 
 	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/sync/config"
+	"github.com/kaiten-edge/kaiten/sync/localsink"
+	"github.com/kaiten-edge/kaiten/sync/s3sink"
 	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
@@ -70,6 +72,66 @@ type Config struct {
 	Timeout gconfig.Duration `yaml:"timeout"`
 	// MaxConnections bounds the connections to the server. Default 4.
 	MaxConnections int `yaml:"max_connections"`
+	// Staging, when set, receives each batch before it is copied.
+	Staging *Staging `yaml:"staging"`
+}
+
+// Staging is where each batch is written before it is copied, as Firehose
+// stages Redshift loads in S3: one gzip JSON-lines object per batch, its
+// key derived from the batch's identity (Firehose's S3 key layout), so a
+// retried batch overwrites its own object. The copy itself still goes
+// from the gateway (COPY FROM STDIN): PostgreSQL cannot read S3, so the
+// staged objects are the load's record, to replay or audit. Set s3 or
+// local, not both; their keys are the s3 and local destinations' own.
+type Staging struct {
+	S3    *s3sink.Config    `yaml:"s3"`
+	Local *localsink.Config `yaml:"local"`
+}
+
+func (st *Staging) validate() error {
+	switch {
+	case st.S3 != nil && st.Local != nil:
+		return errors.New("staging: set s3 or local, not both")
+	case st.S3 != nil:
+		if err := st.S3.Validate(); err != nil {
+			return prefixed("staging.s3.", err)
+		}
+	case st.Local != nil:
+		if err := st.Local.Validate(); err != nil {
+			return prefixed("staging.local.", err)
+		}
+	default:
+		return errors.New("staging: set s3 or local")
+	}
+	return nil
+}
+
+// prefixed puts prefix before every error joined in err.
+func prefixed(prefix string, err error) error {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, prefixed(prefix, e))
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s%w", prefix, err)
+}
+
+func (st *Staging) build(env config.Env) (sink.Sink, error) {
+	if st.S3 != nil {
+		s, err := st.S3.Build(env)
+		if err != nil {
+			return nil, prefixed("staging.s3.", err)
+		}
+		return s, nil
+	}
+	s, err := st.Local.Build(env)
+	if err != nil {
+		return nil, prefixed("staging.local.", err)
+	}
+	return s, nil
 }
 
 // Connection is where the server is and who Kaiten is there.
@@ -147,6 +209,11 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Columns) == 0 {
 		errs = append(errs, errors.New("columns: want at least one column"))
+	}
+	if c.Staging != nil {
+		if err := c.Staging.validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	seen := map[string]bool{}
 	for i, col := range c.Columns {
@@ -279,6 +346,12 @@ func (c *Config) Build(env config.Env) (sink.Sink, error) {
 	s, err := New(*c, password)
 	if err != nil {
 		return nil, err
+	}
+	if c.Staging != nil {
+		if s.staging, err = c.Staging.build(env); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	if env.Logger != nil {
 		s.SetLogger(env.Logger)

@@ -60,6 +60,10 @@ func TestErrorsNameTheKey(t *testing.T) {
 		entry(conn + `, table: t, columns: [{name: a, from: "$partition_key", type: int}]`):                         `sync[0].postgres.columns[0].type: "int": $partition_key converts to string`,
 		entry(conn + `, table: t, ` + col + `, max_connections: -1`):                                                "sync[0].postgres.max_connections: -1: must not be negative",
 		entry(conn + `, table: t, ` + col + `, ledger_table: ""`):                                                   "", // the default
+		entry(conn + `, table: t, ` + col + `, staging: {}`):                                                        "sync[0].postgres.staging: set s3 or local",
+		entry(conn + `, table: t, ` + col + `, staging: {s3: {bucket: b}, local: {}}`):                              "sync[0].postgres.staging: set s3 or local, not both",
+		entry(conn + `, table: t, ` + col + `, staging: {s3: {prefix: x/}}`):                                        "sync[0].postgres.staging.s3.bucket: must not be empty",
+		entry(conn + `, table: t, ` + col + `, staging: {local: {prefix: "!{x}"}}`):                                 "sync[0].postgres.staging.local.prefix: unknown expression",
 		entry(conn + `, table: t, ` + col + `, bogus: 1`):                                                           "sync[0].postgres: line 1: field bogus not found",
 		entry(conn + `, table: t, ` + col + `, ledger_table: ` + strings.Repeat("x", 64)):                           "sync[0].postgres.ledger_table:",
 	}

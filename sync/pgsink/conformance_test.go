@@ -60,7 +60,18 @@ func newSink(t *testing.T, srv *pgtest.Server, db, table string, cols []pgsink.C
 			PasswordFile: srv.PasswordFile, SSLMode: "disable"},
 		Table: table, Columns: cols, LedgerTable: table + "_ledger",
 	}
-	s, err := cfg.Build(configEnv(t))
+	return newSinkFrom(t, cfg)
+}
+
+// newSinkFrom builds cfg as the gateway does, with a fresh data directory
+// or the one given.
+func newSinkFrom(t *testing.T, cfg pgsink.Config, dataDir ...string) *pgsink.Sink {
+	t.Helper()
+	env := configEnv(t)
+	if len(dataDir) > 0 {
+		env.DataDir = dataDir[0]
+	}
+	s, err := cfg.Build(env)
 	if err != nil {
 		t.Fatal(err)
 	}

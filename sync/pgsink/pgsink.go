@@ -22,6 +22,10 @@
 // shutdown and the like are transient: the engine retries, and the backlog
 // waits in the stream.
 //
+// With staging (s3 or local), each batch is first written there as one
+// object under the key its identity gives, as Firehose stages Redshift
+// loads; the copy still goes from the gateway.
+//
 // The table is Kaiten's to fill, not to define: a missing table, or a
 // configured column it lacks or types differently, is reported (logged
 // once, and in Degraded, which the delivery stream's status shows) and
@@ -65,6 +69,8 @@ type Sink struct {
 	table  pgx.Identifier
 	ledger pgx.Identifier
 	log    *slog.Logger
+	// staging, if set, takes each batch as one object before the copy.
+	staging sink.Sink
 
 	mu       sync.Mutex
 	cols     []column // with the table's limits, once checked
@@ -248,6 +254,9 @@ func (s *Sink) Deliver(ctx context.Context, b *sink.Batch) error {
 		cols = s.cols
 		s.mu.Unlock()
 	}
+	if err := s.stage(ctx, b); err != nil {
+		return err
+	}
 	cv := newConverter(cols)
 	done, err := s.load(ctx, b, cv, false)
 	if err != nil && errors.Is(err, sink.ErrPermanent) {
@@ -264,6 +273,24 @@ func (s *Sink) Deliver(ctx context.Context, b *sink.Batch) error {
 	}
 	if len(done) > 0 {
 		return &sink.RecordErrors{Failed: done}
+	}
+	return nil
+}
+
+// stage writes b to the staging destination, if any, as one gzip
+// JSON-lines object under the key its identity gives.
+func (s *Sink) stage(ctx context.Context, b *sink.Batch) error {
+	if s.staging == nil {
+		return nil
+	}
+	body, err := sink.Encode(b.Records, []byte("\n"), sink.Gzip, b.DeliveryStream+"-"+sink.UUID(b.ID))
+	if err != nil {
+		return fmt.Errorf("pgsink: staging: %w", err)
+	}
+	staged := *b
+	staged.Body, staged.Ext, staged.ContentEncoding = body, sink.Ext(sink.Gzip), sink.Gzip
+	if err := s.staging.Deliver(ctx, &staged); err != nil {
+		return fmt.Errorf("pgsink: staging: %w", err)
 	}
 	return nil
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,8 +17,12 @@ import (
 	"github.com/kaiten-edge/kaiten/gateway/stream/streamtest"
 	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
+	"github.com/kaiten-edge/kaiten/sync/internal/pgtest"
+	"github.com/kaiten-edge/kaiten/sync/internal/s3test"
+	"github.com/kaiten-edge/kaiten/sync/localsink"
 	"github.com/kaiten-edge/kaiten/sync/pgsink"
 	"github.com/kaiten-edge/kaiten/sync/sink"
+	"github.com/kaiten-edge/kaiten/sync/sink/sinktest"
 )
 
 // plateColumns map the demo's plate records to a warehouse table.
@@ -306,5 +313,88 @@ func TestValidateDoesNotConnect(t *testing.T) {
 	defer s.(*pgsink.Sink).Close()
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("validate and build took %s: they connected", d)
+	}
+}
+
+// TestStagingS3 stages in a real versitygw: the batch's object is under
+// the key its identity gives, and holds its records.
+func TestStagingS3(t *testing.T) {
+	srv, db := server(t)
+	table := newTable(t, srv, db, plateTable)
+	s3 := s3test.Start(t)
+	s3.CreateBucket(t, "staging")
+	s3cfg := s3.Config("staging")
+	s3cfg.Prefix = "loads/"
+	cfg := pgsink.Config{
+		Connection: pgsink.Connection{Host: srv.Host, Port: srv.Port, Database: db, User: pgtest.User,
+			PasswordFile: srv.PasswordFile, SSLMode: "disable"},
+		Table: table, Columns: plateColumns, LedgerTable: table + "_ledger", Staging: &pgsink.Staging{S3: &s3cfg},
+	}
+	r := newRig(t, newSinkFrom(t, cfg), 1)
+	r.put(t, plate("one", 1), plate("two", 2))
+	r.caughtUp(t, 30*time.Second)
+	keys, err := s3.Objects(context.Background(), "staging", "")
+	if err != nil || len(keys) != 1 || !strings.HasPrefix(keys[0], "loads/") || !strings.HasSuffix(keys[0], ".gz") {
+		t.Fatalf("staged objects %v %v", keys, err)
+	}
+	raw, err := s3.Get(context.Background(), "staging", keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sinktest.Lines(t, raw, sink.Gzip); !slices.Equal(got, []string{plate("one", 1), plate("two", 2)}) {
+		t.Fatalf("staged records %v", got)
+	}
+	if got := rowsOf(t, srv, db, table, "store"); !slices.Equal(got, []string{"one", "two"}) {
+		t.Fatalf("rows %v", got)
+	}
+}
+
+// TestStaging: with staging, each batch is first written as one gzip
+// JSON-lines object keyed by its identity, then copied; a retried batch
+// overwrites its object and copies nothing again.
+func TestStaging(t *testing.T) {
+	srv, db := server(t)
+	table := newTable(t, srv, db, plateTable)
+	dataDir := t.TempDir()
+	cfg := pgsink.Config{
+		Connection: pgsink.Connection{Host: srv.Host, Port: srv.Port, Database: db, User: pgtest.User,
+			PasswordFile: srv.PasswordFile, SSLMode: "disable"},
+		Table: table, Columns: plateColumns, LedgerTable: table + "_ledger",
+		Staging: &pgsink.Staging{Local: &localsink.Config{Dir: "staged", Prefix: "warehouse/"}},
+	}
+	s := newSinkFrom(t, cfg, dataDir)
+	b := &sink.Batch{ID: sink.BatchID("warehouse", "shardId-000000000000", "1", "2"), DeliveryStream: "warehouse", Version: 1,
+		Stream: "plates", ShardID: "shardId-000000000000", FirstSeq: "1", LastSeq: "2", Time: time.Date(2026, 12, 4, 5, 0, 0, 0, time.UTC),
+		Records: []sink.Record{
+			{PartitionKey: "a", SequenceNumber: "1", ArrivalTime: time.Now(), Data: []byte(plate("one", 1))},
+			{PartitionKey: "a", SequenceNumber: "2", ArrivalTime: time.Now(), Data: []byte(plate("two", 2))},
+		}}
+	for range 2 {
+		if err := s.Deliver(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var files []string
+	root := filepath.Join(dataDir, "staged")
+	_ = filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			files = append(files, p)
+		}
+		return err
+	})
+	b.Ext = ".gz"
+	want := filepath.Join(root, filepath.FromSlash(sink.ObjectKey("warehouse/", b)))
+	if len(files) != 1 || files[0] != want {
+		t.Fatalf("staged files %v, want %s", files, want)
+	}
+	raw, err := os.ReadFile(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sinktest.Lines(t, raw, sink.Gzip); !slices.Equal(got, []string{plate("one", 1), plate("two", 2)}) {
+		t.Fatalf("staged records %v", got)
+	}
+	if got := rowsOf(t, srv, db, table, "store"); !slices.Equal(got, []string{"one", "two"}) {
+		t.Fatalf("rows %v", got)
 	}
 }
