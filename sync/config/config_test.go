@@ -7,7 +7,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/sync/config"
 	_ "github.com/kaiten-edge/kaiten/sync/destinations"
 	"github.com/kaiten-edge/kaiten/sync/httpsink"
@@ -22,11 +21,7 @@ func decode(t *testing.T, src string) (config.Section, error) {
 	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
 		t.Fatal(err)
 	}
-	var s config.Section
-	if err := gconfig.Decode("sync", doc.Content[0], &s); err != nil {
-		return nil, err
-	}
-	return s, s.Validate()
+	return config.Decode(doc.Content[0])
 }
 
 func TestDefault(t *testing.T) {

@@ -94,11 +94,11 @@ func (st *Staging) validate() error {
 		return errors.New("staging: set s3 or local, not both")
 	case st.S3 != nil:
 		if err := st.S3.Validate(); err != nil {
-			return prefixed("staging.s3.", err)
+			return config.PrefixKey("staging.s3", err)
 		}
 	case st.Local != nil:
 		if err := st.Local.Validate(); err != nil {
-			return prefixed("staging.local.", err)
+			return config.PrefixKey("staging.local", err)
 		}
 	default:
 		return errors.New("staging: set s3 or local")
@@ -106,30 +106,17 @@ func (st *Staging) validate() error {
 	return nil
 }
 
-// prefixed puts prefix before every error joined in err.
-func prefixed(prefix string, err error) error {
-	var j interface{ Unwrap() []error }
-	if errors.As(err, &j) {
-		var out []error
-		for _, e := range j.Unwrap() {
-			out = append(out, prefixed(prefix, e))
-		}
-		return errors.Join(out...)
-	}
-	return fmt.Errorf("%s%w", prefix, err)
-}
-
 func (st *Staging) build(env config.Env) (sink.Sink, error) {
 	if st.S3 != nil {
 		s, err := st.S3.Build(env)
 		if err != nil {
-			return nil, prefixed("staging.s3.", err)
+			return nil, config.PrefixKey("staging.s3", err)
 		}
 		return s, nil
 	}
 	s, err := st.Local.Build(env)
 	if err != nil {
-		return nil, prefixed("staging.local.", err)
+		return nil, config.PrefixKey("staging.local", err)
 	}
 	return s, nil
 }

@@ -32,11 +32,8 @@ func section(t *testing.T, src string) error {
 	if err := yaml.Unmarshal([]byte(src), &node); err != nil {
 		t.Fatal(err)
 	}
-	var s config.Section
-	if err := gconfig.Decode("sync", node.Content[0], &s); err != nil {
-		return err
-	}
-	return s.Validate()
+	_, err := config.Decode(node.Content[0])
+	return err
 }
 
 func TestErrorsNameTheKey(t *testing.T) {

@@ -338,6 +338,13 @@ func TestStagingS3(t *testing.T) {
 		t.Fatalf("staged objects %v %v", keys, err)
 	}
 	raw, err := s3.Get(context.Background(), "staging", keys[0])
+	checkStaged(t, srv, db, table, raw, err)
+}
+
+// checkStaged checks that the staged object raw holds the two plates,
+// and that the table holds their rows.
+func checkStaged(t *testing.T, srv *pgtest.Server, db, table string, raw []byte, err error) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,13 +395,5 @@ func TestStaging(t *testing.T) {
 		t.Fatalf("staged files %v, want %s", files, want)
 	}
 	raw, err := os.ReadFile(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := sinktest.Lines(t, raw, sink.Gzip); !slices.Equal(got, []string{plate("one", 1), plate("two", 2)}) {
-		t.Fatalf("staged records %v", got)
-	}
-	if got := rowsOf(t, srv, db, table, "store"); !slices.Equal(got, []string{"one", "two"}) {
-		t.Fatalf("rows %v", got)
-	}
+	checkStaged(t, srv, db, table, raw, err)
 }

@@ -11,7 +11,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kaiten-edge/kaiten/gateway/app"
-	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	syncconfig "github.com/kaiten-edge/kaiten/sync/config"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
 	_ "github.com/kaiten-edge/kaiten/sync/destinations" // registers s3, http_endpoint, kinesis, local, postgres
@@ -37,11 +36,8 @@ func init() {
 			if node == nil {
 				return nil
 			}
-			var s syncconfig.Section
-			if err := gconfig.Decode("sync", node, &s); err != nil {
-				return err
-			}
-			if err := s.Validate(); err != nil {
+			s, err := syncconfig.Decode(node)
+			if err != nil {
 				return err
 			}
 			syncSection = s
