@@ -392,6 +392,8 @@
       return Number.isInteger(v) ? num(v) : rate(v);
     }
     if (typeof v === "string") {
+      // a component saying why it is degraded (a destination's missing table)
+      if (/^degraded$/i.test(k) && v) return el("span", { class: "chip bad", title: v }, v.length > 200 ? v.slice(0, 200) + "…" : v);
       if (healthy.test(v)) return el("span", { class: "chip" }, v);
       if (unhealthy.test(v)) return el("span", { class: "chip bad" }, v);
       if (/^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(v) && !isNaN(Date.parse(v))) {

@@ -172,6 +172,13 @@ func Run(ctx context.Context, cfg *Config, comps []Component, logger *slog.Logge
 	board := &status.Board{}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		// Degraded still answers 200: the gateway runs and keeps its
+		// backlog, and a restart (the watchdog's answer) would not fix a
+		// missing table.
+		if d := board.Degraded(); len(d) > 0 {
+			_ = json.NewEncoder(w).Encode(map[string]any{"status": "degraded", "version": Version, "degraded": d})
+			return
+		}
 		_, _ = io.WriteString(w, `{"status":"ok","version":"`+Version+`"}`)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

@@ -13,8 +13,46 @@ import (
 // Board maps component names to functions that report their state. The zero
 // value is ready to use; all methods are safe for concurrent use.
 type Board struct {
-	mu sync.RWMutex
-	m  map[string]func() any
+	mu     sync.RWMutex
+	m      map[string]func() any
+	health map[string]func() []string
+}
+
+// SetHealth publishes, under name, a function that returns why the
+// component is degraded (it runs, but something it depends on needs an
+// operator: a destination's table is missing), or nothing when it is not.
+// /healthz lists these reasons. fn follows Set's rules.
+func (b *Board) SetHealth(name string, fn func() []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.health == nil {
+		b.health = make(map[string]func() []string)
+	}
+	b.health[name] = fn
+}
+
+// Degraded calls every health function and returns "name: reason" for
+// each reason, sorted; none when every component is healthy. A function
+// that panics is reported as a reason.
+func (b *Board) Degraded() []string {
+	b.mu.RLock()
+	fns := make(map[string]func() []string, len(b.health))
+	for n, fn := range b.health {
+		fns[n] = fn
+	}
+	b.mu.RUnlock()
+	var out []string
+	for n, fn := range fns {
+		reasons, ok := call(func() any { return fn() }).([]string)
+		if !ok {
+			reasons = []string{"health reporter panicked"}
+		}
+		for _, r := range reasons {
+			out = append(out, n+": "+r)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Set publishes fn under name, replacing any earlier one. fn must be safe to

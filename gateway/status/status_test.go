@@ -41,3 +41,21 @@ func TestBoard(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestDegraded(t *testing.T) {
+	var b Board
+	if d := b.Degraded(); len(d) != 0 {
+		t.Fatalf("empty board degraded: %v", d)
+	}
+	var reasons []string
+	b.SetHealth("sync", func() []string { return reasons })
+	if d := b.Degraded(); len(d) != 0 {
+		t.Fatalf("healthy board degraded: %v", d)
+	}
+	reasons = []string{"warehouse: table missing"}
+	b.SetHealth("boom", func() []string { panic("x") })
+	d := b.Degraded()
+	if len(d) != 2 || d[0] != "boom: health reporter panicked" || d[1] != "sync: warehouse: table missing" {
+		t.Fatalf("degraded %q", d)
+	}
+}

@@ -78,6 +78,16 @@ type Transform struct {
 	} `yaml:"builtin"`
 }
 
+// Decode strictly decodes a sync section from its YAML node and
+// validates it; errors name the key ("sync[0].s3.bucket: …").
+func Decode(node *yaml.Node) (Section, error) {
+	var s Section
+	if err := gconfig.Decode("sync", node, &s); err != nil {
+		return nil, err
+	}
+	return s, s.Validate()
+}
+
 // Default is the delivery stream `make run` gets with no sync section:
 // the plates stream, as JSON lines, gzip, to <data dir>/delivered/ every
 // 30 s, so a new user sees files within a minute.
@@ -101,18 +111,21 @@ func (s Section) Validate() error {
 		}
 		seen[d.Name] = true
 		if err := d.Validate(); err != nil {
-			errs = append(errs, prefixErrs(key, err))
+			errs = append(errs, PrefixKey(key, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func prefixErrs(key string, err error) error {
+// PrefixKey puts key and a dot before every error joined in err, so
+// that errors naming a key relative to a nested config name it from the
+// outside: PrefixKey("staging.s3", "bucket: …") is "staging.s3.bucket: …".
+func PrefixKey(key string, err error) error {
 	var j interface{ Unwrap() []error }
 	if errors.As(err, &j) {
 		var out []error
 		for _, e := range j.Unwrap() {
-			out = append(out, prefixErrs(key, e))
+			out = append(out, PrefixKey(key, e))
 		}
 		return errors.Join(out...)
 	}
@@ -136,7 +149,7 @@ func (d Spec) Build(dataDir string, base *delivery.Config) (delivery.Config, err
 		return c, err
 	}
 	key, _ := d.destinationKey()
-	s, err := dest.Build(Env{DataDir: dataDir})
+	s, err := dest.Build(Env{DataDir: dataDir, Logger: c.Logger})
 	if err != nil {
 		return c, fmt.Errorf("%s.%w", key, err)
 	}
@@ -264,7 +277,7 @@ func (d Spec) destination() (Destination, error) {
 		return nil, errors.Join(append(errs, err)...)
 	}
 	if err := dest.Validate(); err != nil {
-		errs = append(errs, prefixErrs(key, err))
+		errs = append(errs, PrefixKey(key, err))
 	}
 	return dest, errors.Join(errs...)
 }

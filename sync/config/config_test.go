@@ -7,7 +7,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	"github.com/kaiten-edge/kaiten/sync/config"
 	_ "github.com/kaiten-edge/kaiten/sync/destinations"
 	"github.com/kaiten-edge/kaiten/sync/httpsink"
@@ -22,11 +21,7 @@ func decode(t *testing.T, src string) (config.Section, error) {
 	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
 		t.Fatal(err)
 	}
-	var s config.Section
-	if err := gconfig.Decode("sync", doc.Content[0], &s); err != nil {
-		return nil, err
-	}
-	return s, s.Validate()
+	return config.Decode(doc.Content[0])
 }
 
 func TestDefault(t *testing.T) {
@@ -95,7 +90,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		`[{stream: plates, local: {}}]`:                                              "sync[0].name: must not be empty",
 		`[{name: "a b", stream: plates, local: {}}]`:                                 "sync[0].name:",
 		`[{name: a, local: {}}]`:                                                     "sync[0].stream: must not be empty",
-		`[{name: a, stream: p}]`:                                                     "sync[0].destination: one of local, s3, http_endpoint or kinesis is required",
+		`[{name: a, stream: p}]`:                                                     "sync[0].destination: one of local, s3, http_endpoint, kinesis or postgres is required",
 		`[{name: a, stream: p, local: {}, kinesis: {stream_name: x}}]`:               "sync[0].destination: set only one",
 		`[{name: a, stream: p, s3: {}}]`:                                             "sync[0].s3.bucket: must not be empty",
 		`[{name: a, stream: p, s3: {bucket: b, prefix: "!{x}"}}]`:                    "sync[0].s3.prefix: unknown expression",
@@ -115,7 +110,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		`[{name: a, stream: p, local: {}, bogus: 1}]`:                                "field bogus not found",
 		`[{name: a, stream: p, s3: {bucket: b, bogus: 1}}]`:                          "sync[0].s3: line 1: field bogus not found",
 		`[{name: a, stream: p, kinesis: {stream_name: x, timeout: 5 parsecs}}]`:      "sync[0].kinesis: line 1:",
-		"- name: a\n  stream: p\n  local:\n":                                         "sync[0].destination: one of local, s3, http_endpoint or kinesis is required",
+		"- name: a\n  stream: p\n  local:\n":                                         "sync[0].destination: one of local, s3, http_endpoint, kinesis or postgres is required",
 	}
 	for src, want := range cases {
 		_, err := decode(t, src)

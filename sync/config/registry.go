@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ type Env struct {
 	// DataDir is the gateway's data directory; relative paths of a
 	// destination's config are read from it.
 	DataDir string
+	// Logger is the delivery stream's logger, for a destination that logs
+	// on its own (a missing table); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Factory is one destination type, as its package registers it.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/internal/testutil"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
 	"github.com/kaiten-edge/kaiten/sync/internal/s3test"
 	"github.com/kaiten-edge/kaiten/sync/s3sink"
@@ -32,13 +32,7 @@ import (
 // KAITEN_BENCH_RECORDS overrides N (default 1,000,000);
 // KAITEN_BENCH_CPUPROFILE names a file for a CPU profile of the drain alone.
 func TestBenchReport(t *testing.T) {
-	if os.Getenv("KAITEN_BENCH") != "1" {
-		t.Skip("benchmark report: make bench (KAITEN_BENCH=1)")
-	}
-	n := 1_000_000
-	if v, err := strconv.Atoi(os.Getenv("KAITEN_BENCH_RECORDS")); err == nil && v > 0 {
-		n = v
-	}
+	n := testutil.BenchRecords(t, 1_000_000)
 	const recSize, shards = 100, 4
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "drain")

@@ -172,6 +172,12 @@ func (d *Stream) Run(ctx context.Context) error {
 		d.statusLoop(ctx)
 	}()
 	defer func() { <-statusDone }()
+	checkDone := make(chan struct{})
+	go func() {
+		defer close(checkDone)
+		d.checkHealth(ctx)
+	}()
+	defer func() { <-checkDone }()
 	idle := d.cfg.BufferInterval / 4
 	idle = min(max(idle, 50*time.Millisecond), time.Second)
 	wait := time.Second

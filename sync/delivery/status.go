@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kaiten-edge/kaiten/gateway/stream"
+	"github.com/kaiten-edge/kaiten/sync/sink"
 )
 
 // Status is a delivery stream's state as the status board shows it.
@@ -28,6 +29,10 @@ type Status struct {
 	LastDelivery     time.Time `json:"last_delivery,omitzero"`
 	LastError        string    `json:"last_error,omitempty"`
 	LastErrorTime    time.Time `json:"last_error_time,omitzero"`
+	// Degraded says why the destination cannot take batches although it
+	// answers (sink.HealthSink: a missing table, a column mismatch); the
+	// backlog waits in the stream until an operator fixes it.
+	Degraded string `json:"degraded,omitempty"`
 }
 
 func (d *Stream) noteError(err error) {
@@ -39,14 +44,31 @@ func (d *Stream) noteError(err error) {
 
 // Status returns the current state.
 func (d *Stream) Status() Status {
+	var degraded string
+	if hs, ok := d.cfg.Sink.(sink.HealthSink); ok {
+		degraded = hs.Degraded()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return Status{
+	return Status{Degraded: degraded,
 		Name: d.cfg.Name, Stream: d.cfg.Stream, Destination: d.kind, Online: d.online.Load(),
 		BacklogRecords: d.backlog, FreshnessSeconds: d.freshness.Seconds(),
 		DeliveredRecords: d.delivered.Load(), DeliveredBytes: d.bytes.Load(), DeliveredBatches: d.batches.Load(),
 		DroppedRecords: d.drop.Load(), ErrorRecords: d.errRecs.Load(),
 		LastDelivery: d.lastOK, LastError: d.lastErr, LastErrorTime: d.lastErrAt,
+	}
+}
+
+// checkHealth asks a sink.HealthSink for a problem once at start, so that
+// a missing table is reported before the first batch.
+func (d *Stream) checkHealth(ctx context.Context) {
+	hs, ok := d.cfg.Sink.(sink.HealthSink)
+	if !ok {
+		return
+	}
+	if err := hs.Check(ctx); err != nil && ctx.Err() == nil {
+		d.noteError(err)
+		d.log.Warn("destination not ready at start; the backlog waits in the stream", "err", err)
 	}
 }
 

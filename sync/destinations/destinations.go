@@ -9,5 +9,6 @@ import (
 	_ "github.com/kaiten-edge/kaiten/sync/httpsink"    // http_endpoint
 	_ "github.com/kaiten-edge/kaiten/sync/kinesissink" // kinesis
 	_ "github.com/kaiten-edge/kaiten/sync/localsink"   // local
+	_ "github.com/kaiten-edge/kaiten/sync/pgsink"      // postgres
 	_ "github.com/kaiten-edge/kaiten/sync/s3sink"      // s3
 )

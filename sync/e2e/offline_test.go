@@ -53,6 +53,20 @@ func writeConfig(t *testing.T, dir, body string) string {
 	return p
 }
 
+// deliveryConfig writes a gateway config with the base streams and one
+// delivery stream, name, from the e2e stream to destination: its key and
+// keys, indented under the entry.
+func deliveryConfig(t *testing.T, name, destination string) string {
+	t.Helper()
+	return writeConfig(t, t.TempDir(), baseStreams+`
+sync:
+  - name: `+name+`
+    stream: e2e
+    buffer: {interval: 1s}
+    retry: {initial: 100ms, max: 1s}
+`+destination)
+}
+
 func startGateway(t *testing.T, dataDir, cfg string) *testutil.Daemon {
 	t.Helper()
 	return testutil.StartDaemon(t, dataDir, "--config", cfg, "--no-sim", "--mqtt-addr", testutil.FreeAddr(t))
@@ -283,13 +297,7 @@ func TestOfflineS3(t *testing.T) {
 	}
 	srv := s3test.Start(t)
 	srv.CreateBucket(t, "archive")
-	cfg := writeConfig(t, t.TempDir(), baseStreams+fmt.Sprintf(`
-sync:
-  - name: e2e-s3
-    stream: e2e
-    buffer: {interval: 1s}
-    retry: {initial: 100ms, max: 1s}
-    s3:
+	cfg := deliveryConfig(t, "e2e-s3", fmt.Sprintf(`    s3:
       bucket: archive
       prefix: edge/
       endpoint: %s
@@ -336,13 +344,7 @@ func TestOfflineHTTPEndpoint(t *testing.T) {
 	ep := firehosetest.New()
 	defer ep.Close()
 	ep.AccessKey = "edge-key"
-	cfg := writeConfig(t, t.TempDir(), baseStreams+fmt.Sprintf(`
-sync:
-  - name: e2e-http
-    stream: e2e
-    buffer: {interval: 1s}
-    retry: {initial: 100ms, max: 1s}
-    http_endpoint:
+	cfg := deliveryConfig(t, "e2e-http", fmt.Sprintf(`    http_endpoint:
       url: %s
       access_key: edge-key
       common_attributes: {store: demo-store}
@@ -381,13 +383,7 @@ func TestOfflineKinesisHub(t *testing.T) {
   - {name: hub, shards: 2}
 sync: []
 `))
-	cfg := writeConfig(t, t.TempDir(), baseStreams+fmt.Sprintf(`
-sync:
-  - name: e2e-kinesis
-    stream: e2e
-    buffer: {interval: 1s}
-    retry: {initial: 100ms, max: 1s}
-    kinesis:
+	cfg := deliveryConfig(t, "e2e-kinesis", fmt.Sprintf(`    kinesis:
       stream_name: hub
       endpoint: http://%s
       timeout: 2s

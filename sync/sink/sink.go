@@ -87,6 +87,22 @@ type BodySink interface {
 	WantsBody() bool
 }
 
+// HealthSink is a Sink that can tell why it cannot take batches although
+// its server answers: a problem an operator must fix (a missing table, a
+// column mismatch), for which the engine's retries wait while the backlog
+// stays in the stream.
+type HealthSink interface {
+	Sink
+	// Check looks for such a problem now and returns it, or nil. The
+	// engine calls it once when a delivery stream starts, so the problem
+	// is reported before the first batch; it must return within its own
+	// timeout.
+	Check(ctx context.Context) error
+	// Degraded returns the problem the last check or delivery found, ""
+	// when there is none. Safe for concurrent use; it must not block.
+	Degraded() string
+}
+
 // ErrorSink is a Sink with its own error output (Firehose's error output
 // prefix). A delivery stream whose destination is not an ErrorSink, or whose
 // error output fails, writes failed records to the dead-letter stream.

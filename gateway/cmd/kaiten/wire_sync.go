@@ -10,10 +10,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kaiten-edge/kaiten/gateway/app"
-	gconfig "github.com/kaiten-edge/kaiten/gateway/config"
 	syncconfig "github.com/kaiten-edge/kaiten/sync/config"
 	"github.com/kaiten-edge/kaiten/sync/delivery"
-	_ "github.com/kaiten-edge/kaiten/sync/destinations" // registers s3, http_endpoint, kinesis, local
+	_ "github.com/kaiten-edge/kaiten/sync/destinations" // registers s3, http_endpoint, kinesis, local, postgres
 	"github.com/kaiten-edge/kaiten/sync/localsink"
 )
 
@@ -38,11 +37,8 @@ func init() {
 			if node == nil {
 				return nil
 			}
-			var s syncconfig.Section
-			if err := gconfig.Decode("sync", node, &s); err != nil {
-				return err
-			}
-			if err := s.Validate(); err != nil {
+			s, err := syncconfig.Decode(node)
+			if err != nil {
 				return err
 			}
 			syncSection, syncDemo = s, false
@@ -105,6 +101,15 @@ func startSync(ctx context.Context, env *app.Env) (app.StopFunc, error) {
 		out := make([]delivery.Status, len(streams))
 		for i, ds := range streams {
 			out[i] = ds.Status()
+		}
+		return out
+	})
+	env.Status.SetHealth("sync", func() []string {
+		var out []string
+		for _, ds := range streams {
+			if d := ds.Status().Degraded; d != "" {
+				out = append(out, ds.Name()+": "+d)
+			}
 		}
 		return out
 	})

@@ -4,9 +4,7 @@
 package s3test
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -35,12 +33,12 @@ type Server struct {
 	Dir       string
 	Client    *s3.Client
 
-	t    testing.TB
-	bin  string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  bytes.Buffer
+	t     testing.TB
+	bin   string
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  <-chan struct{}
+	procs []*testutil.Proc // every start's, for the log
 }
 
 // Start starts versitygw and waits until it answers; it is stopped at
@@ -56,7 +54,9 @@ func Start(t testing.TB) *Server {
 		s.Kill()
 		if t.Failed() {
 			s.mu.Lock()
-			t.Logf("versitygw log:\n%s", s.log.String())
+			for _, p := range s.procs {
+				t.Logf("versitygw log:\n%s", p.Log())
+			}
 			s.mu.Unlock()
 		}
 	})
@@ -75,23 +75,7 @@ func (s *Server) start() {
 		"posix", "--nometa", s.Dir)
 	// If the test binary dies (a timeout, a closed pipe), the server goes too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	s.mu.Lock()
-	cmd.Stdout, cmd.Stderr = &lockedWriter{s}, &lockedWriter{s}
-	s.mu.Unlock()
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start versitygw: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.mu.Lock()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
-	testutil.WaitFor(s.t, 30*time.Second, func() error {
-		select {
-		case <-done:
-			return fmt.Errorf("versitygw exited: %s", s.logString())
-		default:
-		}
+	proc := testutil.StartProc(s.t, "versitygw", cmd, 30*time.Second, func() error {
 		resp, err := http.Get(s.Endpoint + "/")
 		if err != nil {
 			return err
@@ -99,23 +83,10 @@ func (s *Server) start() {
 		resp.Body.Close()
 		return nil
 	})
-}
-
-type lockedWriter struct{ s *Server }
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
-	if w.s.log.Len() < 1<<20 {
-		w.s.log.Write(p)
-	}
-	return len(p), nil
-}
-
-func (s *Server) logString() string {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
+	s.procs = append(s.procs, proc)
+	s.cmd, s.done = cmd, proc.Exited()
+	s.mu.Unlock()
 }
 
 // Kill stops the server (SIGKILL) and waits.
