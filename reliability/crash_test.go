@@ -87,7 +87,7 @@ func (f faultLoop) run(t *testing.T) {
 			return nil
 		})
 		if f.onTable && round%2 == 1 {
-			if waitNewTable(filepath.Join(dir, "store"), 20*time.Second) {
+			if testutil.WaitNewFile(filepath.Join(dir, "store"), "*.sst", 20*time.Second) {
 				tableFaults++
 			}
 		}
@@ -217,26 +217,4 @@ func TestPowerLoss(t *testing.T) {
 		},
 	}.run(t)
 	t.Logf("power cuts dropped %d unsynced bytes in %d files in all", dropped, files)
-}
-
-// waitNewTable polls store for a table file that was not there when it
-// started and returns true the moment one appears, false after wait.
-func waitNewTable(store string, wait time.Duration) bool {
-	seen := map[string]bool{}
-	list := func() []string {
-		m, _ := filepath.Glob(filepath.Join(store, "*.sst"))
-		return m
-	}
-	for _, p := range list() {
-		seen[p] = true
-	}
-	for deadline := time.Now().Add(wait); time.Now().Before(deadline); {
-		for _, p := range list() {
-			if !seen[p] {
-				return true
-			}
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return false
 }

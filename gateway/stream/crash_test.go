@@ -7,12 +7,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kaiten-edge/kaiten/internal/testutil"
 )
 
 // TestCrashLoop really crashes: a child process appends continuously and
@@ -62,7 +63,11 @@ func TestCrashLoop(t *testing.T) {
 		onTable := round%2 == 0
 		watchDone := make(chan bool, 1)
 		if onTable {
-			go func() { watchDone <- killOnNewTable(dir, 20*time.Second, kill) }()
+			go func() {
+				appeared := testutil.WaitNewFile(dir, "*.sst", 20*time.Second)
+				kill()
+				watchDone <- appeared
+			}()
 		}
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 0, 4096), 1<<20)
@@ -118,33 +123,6 @@ func TestCrashLoop(t *testing.T) {
 	if tableKills == 0 {
 		t.Fatal("no round killed the child while Badger wrote a table: the test did not exercise flushes")
 	}
-}
-
-// killOnNewTable polls dir for a table file that was not there when it
-// started and calls kill the moment one appears: Badger is then writing a
-// memtable flush or a compaction's output. After wait it kills anyway and
-// reports false.
-func killOnNewTable(dir string, wait time.Duration, kill func()) bool {
-	seen := map[string]bool{}
-	list := func() []string {
-		m, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
-		return m
-	}
-	for _, p := range list() {
-		seen[p] = true
-	}
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		for _, p := range list() {
-			if !seen[p] {
-				kill()
-				return true
-			}
-		}
-		time.Sleep(time.Millisecond)
-	}
-	kill()
-	return false
 }
 
 func crashChild(dir string) {
