@@ -141,8 +141,10 @@ func (s *Store) checkHWM(recorded map[hwmKey]uint64) error {
 }
 
 // verifyTails reads the newest records of every shard in full, so a value
-// log cut short is found at start, not by the first consumer.
-func (s *Store) verifyTails(n int) error {
+// log cut short is found at start, not by the first consumer. It returns
+// how many shards' tails it read back.
+func (s *Store) verifyTails(n int) (int, error) {
+	read := 0
 	for _, st := range s.streams {
 		var err error
 		st.shards.Range(func(_, v any) bool {
@@ -158,14 +160,16 @@ func (s *Store) verifyTails(n int) error {
 			_, _, err = s.readShard(st, sh, from, n, 1<<30)
 			if err != nil {
 				err = fmt.Errorf("%w: %s/%s: newest records unreadable: %v", ErrCorrupt, st.name, sh.id, err)
+				return false
 			}
-			return err == nil
+			read++
+			return true
 		})
 		if err != nil {
-			return err
+			return read, err
 		}
 	}
-	return nil
+	return read, nil
 }
 
 // freeBytes is the space left for the store on its filesystem.

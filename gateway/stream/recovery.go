@@ -8,9 +8,9 @@ import "sort"
 // closed, records and bytes stored, the newest acknowledged sequence
 // counter per shard), then one summary line (streams, shards, records,
 // how many shard high-water marks were checked, how many shard tails were
-// read back). It runs once the checks passed (or were overridden by
+// read back, as verifyTails counted them). It runs once the checks passed (or were overridden by
 // accept_data_loss, which logs the damage itself).
-func (s *Store) logRecovery(recorded map[hwmKey]uint64) {
+func (s *Store) logRecovery(recorded map[hwmKey]uint64, tails int) {
 	s.mu.RLock()
 	sts := make([]*streamState, 0, len(s.streams))
 	for _, st := range s.streams {
@@ -18,7 +18,7 @@ func (s *Store) logRecovery(recorded map[hwmKey]uint64) {
 	}
 	s.mu.RUnlock()
 	sort.Slice(sts, func(i, j int) bool { return sts[i].name < sts[j].name })
-	var open, closed, tails int
+	var open, closed int
 	var records, bytes int64
 	for _, st := range sts {
 		var o, c int
@@ -35,7 +35,6 @@ func (s *Store) logRecovery(recorded map[hwmKey]uint64) {
 			}
 			if last := sh.last.Load(); last > 0 {
 				newest[sm.id()] = last
-				tails++
 			}
 		}
 		open, closed = open+o, closed+c

@@ -301,7 +301,8 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := s.verifyTails(1024); err != nil && !opts.AcceptDataLoss {
+	tails, err := s.verifyTails(1024)
+	if err != nil && !opts.AcceptDataLoss {
 		db.Close()
 		return nil, fmt.Errorf("%w (the data is left as it is; see README \"Recovery\")", err)
 	}
@@ -310,7 +311,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.writeHWM(true)
-	s.logRecovery(recorded)
+	s.logRecovery(recorded, tails)
 	if s.iterKey == nil {
 		s.iterKey = randomBytes(32)
 		if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte{kindIterKey}, s.iterKey) }); err != nil {
